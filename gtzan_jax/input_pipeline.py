@@ -1,0 +1,53 @@
+"""From the gtzan_mel TFDS dataset to model inputs.
+
+The splits are small enough to hold in host memory (full GTZAN: ~14k segments,
+0.6 GB as float16), so each split is read once with random access
+(`tfds.data_source`) and then batched with numpy by `tfds_gtzan.data`.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+import numpy as np
+
+from tfds_gtzan import data as gtzan_data
+
+N_MELS = 128
+N_FRAMES = 173
+SPLITS = ('train', 'validation', 'test')
+
+Arrays = dict[str, np.ndarray]
+
+
+def load_datasets(config: ml_collections.ConfigDict) -> dict[str, Arrays]:
+  """Builds `config.dataset` if it is missing, then reads every split into memory."""
+  data_dir = config.data_dir or None
+  gtzan_data.get_builder(config.dataset, data_dir, config.manual_dir or None)
+  return {split: gtzan_data.read_split(config.dataset, split, data_dir) for split in SPLITS}
+
+
+def steps_per_epoch(num_examples: int, batch_size: int) -> int:
+  """Full batches per epoch (the remainder is dropped; it is reshuffled in next epoch)."""
+  if num_examples < batch_size:
+    raise ValueError(f'The training split has {num_examples} examples, fewer than '
+                     f'config.batch_size={batch_size}.')
+  return num_examples // batch_size
+
+
+def band_statistics(mel: np.ndarray, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+  """Per-mel-band mean and variance over examples and frames of `mel` [N, mels, frames]."""
+  total = np.zeros(mel.shape[1], np.float64)
+  total_sq = np.zeros(mel.shape[1], np.float64)
+  for start in range(0, len(mel), chunk):
+    x = mel[start:start + chunk].astype(np.float64)
+    total += x.sum(axis=(0, 2))
+    total_sq += np.square(x).sum(axis=(0, 2))
+  count = mel.shape[0] * mel.shape[2]
+  mean = total / count
+  return mean.astype(np.float32), np.maximum(total_sq / count - mean**2, 0.0).astype(np.float32)
+
+
+def model_inputs(batch: Arrays, with_mask: bool = False) -> Arrays:
+  """Keeps what a step consumes: mel (stored float16), label and, for evaluation, mask."""
+  keys = ('mel', 'label', 'mask') if with_mask else ('mel', 'label')
+  return {k: batch[k] for k in keys}

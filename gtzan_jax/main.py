@@ -1,0 +1,50 @@
+"""Trains and evaluates a genre classifier.
+
+  python -m gtzan_jax.main --config=configs/default.py --workdir=DIR --config.batch_size=128
+
+Every `--config.key=value` overrides the config file. A workdir that already
+holds a checkpoint is resumed from it.
+"""
+
+from absl import app
+from absl import flags
+from absl import logging
+import jax
+from ml_collections import config_flags
+
+from gtzan_jax import train
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string('workdir', None, 'Directory for checkpoints, TensorBoard events and results.json.')
+config_flags.DEFINE_config_file('config', None, 'Training configuration file.', lock_config=True)
+flags.mark_flags_as_required(['config', 'workdir'])
+
+
+def quiet_library_logs() -> None:
+  """Keeps orbax's per-checkpoint INFO chatter out of the console (warnings still show)."""
+
+  def keep(record) -> bool:
+    return record.levelno >= logging.WARNING or '/orbax/' not in record.pathname
+
+  logging.get_absl_logger().addFilter(keep)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
+  logging.set_verbosity(logging.INFO)
+  quiet_library_logs()
+  logging.info('JAX %s: process %d/%d, %d local / %d global devices (%s).', jax.__version__,
+               jax.process_index(), jax.process_count(), jax.local_device_count(),
+               jax.device_count(), jax.devices()[0].device_kind)
+  try:
+    train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  except (ValueError, FileNotFoundError, train.NonFiniteLossError) as e:
+    logging.error('%s', e)
+    raise SystemExit(f'error: {e}') from None
+  if jax.process_index() == 0:
+    print(f'Results: {FLAGS.workdir}/results.json', flush=True)
+
+
+if __name__ == '__main__':
+  app.run(main)

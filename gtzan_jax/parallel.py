@@ -1,0 +1,94 @@
+"""Data parallelism over devices, two ways that give the same numbers.
+
+* `pmap`: the state is replicated on every local device, each device runs the
+  step on its slice of the global batch, and the step averages gradients,
+  metrics and BatchNorm statistics with `lax.pmean` over the axis `batch`
+  (BatchNorm itself is synchronised through the same axis).
+* `jit`: one program over a 1-D `Mesh` of all devices; the state is replicated
+  and the batch is sharded along its first axis with a `NamedSharding`. XLA
+  inserts the cross-device reductions itself.
+
+`DataParallel` hides the difference from the training loop: it places the
+state and the batches, compiles steps, and brings the state back to the host.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+AXIS = 'batch'
+MODES = ('pmap', 'jit')
+
+
+class DataParallel:
+  """Places data and compiles steps for `mode` ('pmap' or 'jit') over `devices`."""
+
+  def __init__(self, mode: str, devices: Sequence[jax.Device] | None = None):
+    if mode not in MODES:
+      raise ValueError(f'config.parallelism must be one of {MODES}, got {mode!r}.')
+    self.mode = mode
+    if devices is None:
+      devices = jax.local_devices() if mode == 'pmap' else jax.devices()
+    self.devices = list(devices)
+    self.local_devices = [d for d in self.devices if d.process_index == jax.process_index()]
+    if mode == 'jit':
+      self.mesh = Mesh(np.array(self.devices), (AXIS,))
+      self.replicated = NamedSharding(self.mesh, P())
+      self.batch_sharding = NamedSharding(self.mesh, P(AXIS))
+    else:  # pmap's inputs carry a leading device axis, one entry per local device
+      self.stacked = NamedSharding(Mesh(np.array(self.local_devices), (AXIS,)), P(AXIS))
+
+  @property
+  def num_devices(self) -> int:
+    """Devices the global batch is split over (all processes)."""
+    return len(self.devices) if self.mode == 'jit' else len(self.devices) * jax.process_count()
+
+  @property
+  def axis_name(self) -> str | None:
+    """The collective axis inside a step: `batch` under pmap, none under jit."""
+    return AXIS if self.mode == 'pmap' else None
+
+  def check_batch_size(self, batch_size: int, what: str = 'config.batch_size') -> None:
+    if batch_size % self.num_devices:
+      raise ValueError(
+          f'{what}={batch_size} does not divide by the {self.num_devices} devices; '
+          f'use a multiple of {self.num_devices}.')
+
+  def compile(self, step: Callable, *, donate_state: bool = True) -> Callable:
+    """Compiles `step(state, batch) -> (state_or_metrics, ...)` for this mode."""
+    donate = (0,) if donate_state else ()
+    if self.mode == 'pmap':
+      return jax.pmap(step, axis_name=AXIS, devices=self.local_devices, donate_argnums=donate)
+    return jax.jit(step, in_shardings=(self.replicated, self.batch_sharding),
+                   out_shardings=self.replicated, donate_argnums=donate)
+
+  def put_state(self, state: Any) -> Any:
+    """Host (unreplicated) state -> replicated on the devices."""
+    if self.mode == 'pmap':
+      n = len(self.local_devices)
+      return jax.tree.map(
+          lambda x: jax.device_put(np.broadcast_to(x, (n, *np.shape(x))), self.stacked),
+          jax.device_get(state))
+    return jax.device_put(state, self.replicated)
+
+  def get_state(self, state: Any) -> Any:
+    """Replicated state on the devices -> one copy as numpy on the host."""
+    if self.mode == 'pmap':
+      return jax.device_get(jax.tree.map(lambda x: x[0], state))
+    return jax.tree.map(lambda x: np.asarray(x.addressable_data(0)), state)
+
+  def get_metrics(self, metrics: Any) -> Any:
+    """Replicated metrics -> host floats."""
+    return jax.tree.map(float, self.get_state(metrics))
+
+  def put_batch(self, batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
+    """This process's slice of the global batch -> sharded over the devices."""
+    if self.mode == 'pmap':
+      n = len(self.local_devices)
+      return {k: jax.device_put(v.reshape(n, -1, *v.shape[1:]), self.stacked) for k, v in batch.items()}
+    return {k: jax.make_array_from_process_local_data(self.batch_sharding, v)
+            for k, v in batch.items()}
