@@ -1,0 +1,47 @@
+"""Model shapes, parameter counts and the input normalisation."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from configs import default
+from gtzan_jax import models
+
+
+def _init(model, batch=2):
+  x = jnp.zeros((batch, 128, 173))
+  return model.init(jax.random.PRNGKey(0), x, train=False), x
+
+
+def test_vgg_output_shape_and_dtype():
+  model = models.VGG(widths=(4, 8))
+  variables, x = _init(model, batch=3)
+  logits = model.apply(variables, x, train=False)
+  assert logits.shape == (3, 10) and logits.dtype == jnp.float32
+
+
+def test_paper_vgg_has_1_18m_parameters():
+  variables, _ = _init(models.create_model(default.get_config()))
+  n = sum(x.size for x in jax.tree.leaves(variables['params']))
+  assert 1.17e6 < n < 1.19e6, n
+
+
+def test_band_statistics_standardise_each_mel_band():
+  variables, _ = _init(models.VGG(widths=(4,)))
+  mean, var = np.arange(128.0), np.full(128, 4.0)
+  stats = models.set_band_statistics(variables, mean, var)['batch_stats']['input_norm']
+  x = jnp.asarray(mean)[None, :, None] + 2.0 * jnp.asarray([-1.0, 1.0])[None, None, :]  # mean -/+ 1 std
+  normed = models.BandNorm().apply({'batch_stats': stats}, x)
+  np.testing.assert_allclose(normed[0, :, 0], -1.0, atol=1e-3)
+  np.testing.assert_allclose(normed[0, :, 1], 1.0, atol=1e-3)
+
+
+def test_unknown_model_is_a_clear_error():
+  config = default.get_config()
+  config.model = 'resnet'
+  try:
+    models.create_model(config)
+  except ValueError as e:
+    assert 'resnet' in str(e) and 'vgg' in str(e)
+  else:
+    raise AssertionError('expected ValueError')
