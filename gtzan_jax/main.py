@@ -6,6 +6,8 @@ Every `--config.key=value` overrides the config file. A workdir that already
 holds a checkpoint is resumed from it.
 """
 
+import logging as std_logging
+
 from absl import app
 from absl import flags
 from absl import logging
@@ -24,7 +26,7 @@ def quiet_library_logs() -> None:
   """Keeps orbax's per-checkpoint INFO chatter out of the console (warnings still show)."""
 
   def keep(record) -> bool:
-    return record.levelno >= logging.WARNING or '/orbax/' not in record.pathname
+    return record.levelno >= std_logging.WARNING or '/orbax/' not in record.pathname
 
   logging.get_absl_logger().addFilter(keep)
 
@@ -32,16 +34,19 @@ def quiet_library_logs() -> None:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
-  logging.set_verbosity(logging.INFO)
   quiet_library_logs()
   logging.info('JAX %s: process %d/%d, %d local / %d global devices (%s).', jax.__version__,
                jax.process_index(), jax.process_count(), jax.local_device_count(),
                jax.device_count(), jax.devices()[0].device_kind)
   try:
     train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  except train.TrainingInterrupted as e:
+    print(e, flush=True)
+    return
   except (ValueError, FileNotFoundError, train.NonFiniteLossError) as e:
-    logging.error('%s', e)
-    raise SystemExit(f'error: {e}') from None
+    if logging.get_verbosity() >= logging.DEBUG:
+      raise
+    raise SystemExit(f'error: {e} (--verbosity=1 shows the traceback)') from None
   if jax.process_index() == 0:
     print(f'Results: {FLAGS.workdir}/results.json', flush=True)
 

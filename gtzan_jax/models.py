@@ -8,12 +8,20 @@ so they travel with the checkpoint and predict needs no statistics file).
 BatchNorm, ReLU and 2x2 max-pooling after each pair, then global average
 pooling and a dense layer to the class logits (softmax lives in the loss).
 With widths 32-64-128-256 it has 1.18 M parameters.
+
+The comparison models: `CNN`, a plain small conv net (one convolution per
+stage), and `LSTM` / `GRU`, recurrent nets that read a segment as a sequence
+of 173 mel-spectrum frames.
+
+Every model takes `num_classes`, `dtype` (of the activations; parameters and
+logits stay float32), `axis_name` (for synchronised BatchNorm under pmap) and
+`train`, so the training loop treats them all alike.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
 import flax.linen as nn
 import jax
@@ -76,7 +84,94 @@ class VGG(nn.Module):
     return x.astype(jnp.float32)
 
 
-MODELS = {'vgg': VGG}
+class CNN(nn.Module):
+  """A plain conv net: conv-BN-ReLU and max-pooling per width, global pooling, dense."""
+
+  widths: Sequence[int] = (16, 32, 64, 128)
+  kernel_size: int = 3
+  pool_size: int = 2
+  global_pool: str = 'avg'  # or 'max'
+  dropout_rate: float = 0.0
+  num_classes: int = NUM_CLASSES
+  dtype: Any = jnp.float32
+  axis_name: str | None = None  # set to the pmap axis for synchronised BatchNorm
+
+  @nn.compact
+  def __call__(self, x, *, train: bool):
+    if self.global_pool not in ('avg', 'max'):
+      raise ValueError(f"cnn.global_pool must be 'avg' or 'max', got {self.global_pool!r}.")
+    x = BandNorm(name='input_norm')(x)
+    x = x.astype(self.dtype)[..., None]  # [B, mels, frames, 1]
+    pool = (self.pool_size, self.pool_size)
+    for width in self.widths:
+      x = nn.Conv(width, (self.kernel_size, self.kernel_size), use_bias=False, dtype=self.dtype)(x)
+      x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=self.dtype,
+                       axis_name=self.axis_name)(x)
+      x = nn.max_pool(nn.relu(x), pool, strides=pool)
+    x = jnp.mean(x, axis=(1, 2)) if self.global_pool == 'avg' else jnp.max(x, axis=(1, 2))
+    x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+    x = nn.Dense(self.num_classes, dtype=self.dtype, name='head')(x)
+    return x.astype(jnp.float32)
+
+
+class _Recurrent(nn.Module):
+  """Stacked, optionally bidirectional RNN over the time frames, pooled over time, then dense.
+
+  A segment [mels, frames] is read as a sequence of `frames` mel vectors.
+  `pooling='last'` keeps the final output of each direction (the backward
+  direction ends at the first frame); `'mean'` averages the outputs over time.
+  """
+
+  cell_type: ClassVar[type[nn.RNNCellBase]]
+  hidden_size: int = 128
+  num_layers: int = 1
+  bidirectional: bool = False
+  pooling: str = 'last'  # or 'mean'
+  dropout_rate: float = 0.0  # between layers and before the head
+  num_classes: int = NUM_CLASSES
+  dtype: Any = jnp.float32
+  axis_name: str | None = None  # unused: no BatchNorm
+
+  @nn.compact
+  def __call__(self, x, *, train: bool):
+    if self.pooling not in ('last', 'mean'):
+      raise ValueError(f"pooling must be 'last' or 'mean', got {self.pooling!r}.")
+    x = BandNorm(name='input_norm')(x)
+    x = jnp.swapaxes(x, 1, 2).astype(self.dtype)  # [B, frames, mels]
+    for layer in range(self.num_layers):
+      if layer:
+        x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+      cell = functools.partial(self.cell_type, self.hidden_size, dtype=self.dtype)
+      if self.bidirectional:
+        rnn = nn.Bidirectional(nn.RNN(cell(name=f'layer{layer}_forward')),
+                               nn.RNN(cell(name=f'layer{layer}_backward')))
+      else:
+        rnn = nn.RNN(cell(name=f'layer{layer}'))
+      x = rnn(x)  # [B, frames, hidden_size * directions]
+    if self.pooling == 'mean':
+      x = jnp.mean(x, axis=1)
+    elif self.bidirectional:
+      x = jnp.concatenate([x[:, -1, :self.hidden_size], x[:, 0, self.hidden_size:]], axis=-1)
+    else:
+      x = x[:, -1]
+    x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+    x = nn.Dense(self.num_classes, dtype=self.dtype, name='head')(x)
+    return x.astype(jnp.float32)
+
+
+class LSTM(_Recurrent):
+  """`_Recurrent` with LSTM cells."""
+
+  cell_type = nn.OptimizedLSTMCell
+
+
+class GRU(_Recurrent):
+  """`_Recurrent` with GRU cells."""
+
+  cell_type = nn.GRUCell
+
+
+MODELS = {'vgg': VGG, 'cnn': CNN, 'lstm': LSTM, 'gru': GRU}
 
 
 def create_model(config, *, axis_name: str | None = None) -> nn.Module:

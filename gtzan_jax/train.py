@@ -10,6 +10,8 @@ from __future__ import annotations
 import functools
 import json
 import os
+import signal
+import threading
 import time
 from typing import Any, Callable
 
@@ -38,6 +40,40 @@ class TrainState(train_state.TrainState):
 
 class NonFiniteLossError(RuntimeError):
   """Raised when the loss or gradient norm is NaN or infinite."""
+
+
+class TrainingInterrupted(Exception):
+  """Raised after SIGTERM/SIGINT once the current step is checkpointed."""
+
+
+class _StopSignals:
+  """Turns the first SIGTERM or SIGINT into a request to checkpoint and stop.
+
+  A second signal gets the default behaviour (so a second Ctrl-C still kills).
+  Only installs handlers when used from the main thread.
+  """
+
+  SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+  def __init__(self):
+    self.received: int | None = None
+    self._previous = {}
+
+  def _handle(self, signum, frame):
+    del frame
+    self.received = signum
+    signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))
+    logging.warning('Received %s: checkpointing after the current step, then stopping.',
+                    signal.Signals(signum).name)
+
+  def __enter__(self):
+    if threading.current_thread() is threading.main_thread():
+      self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+    return self
+
+  def __exit__(self, *exc):
+    for signum, handler in self._previous.items():
+      signal.signal(signum, handler)
 
 
 def create_learning_rate_fn(config: ml_collections.ConfigDict, steps_per_epoch: int) -> optax.Schedule:
@@ -189,13 +225,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   par.check_batch_size(config.batch_size)
   eval_batch_size = config.eval_batch_size or config.batch_size
   par.check_batch_size(eval_batch_size, 'config.eval_batch_size')
+  model = models.create_model(config, axis_name=par.axis_name)
   if datasets is None:
     datasets = input_pipeline.load_datasets(config)
   train_data = datasets['train']
   steps_per_epoch = input_pipeline.steps_per_epoch(len(train_data['label']), config.batch_size)
   total_steps = config.num_epochs * steps_per_epoch
 
-  model = models.create_model(config, axis_name=par.axis_name)
   state = create_train_state(jax.random.PRNGKey(config.seed), config, model, steps_per_epoch,
                              input_pipeline.band_statistics(train_data['mel']))
   ckpt = checkpointing.Checkpointer(os.path.join(workdir, 'checkpoints'), keep=config.keep_checkpoints)
@@ -218,37 +254,60 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
   step, pending, validation = start_step, [], None
   train_start = time.perf_counter()
-  for epoch in range(start_step // steps_per_epoch, config.num_epochs):
-    batches = gtzan_data.iterate_batches(
-        train_data, config.batch_size, shuffle=True, seed=config.seed, epoch=epoch,
-        start_batch=step - epoch * steps_per_epoch)
-    for batch in batches:
-      state, metrics = p_train_step(state, par.put_batch(input_pipeline.model_inputs(batch)))
-      step += 1
-      pending.append(metrics)
-      if step == start_step + 1:  # the first step compiles: keep it out of examples/s
-        jax.block_until_ready(metrics)
-        progress.restart(step)
-      epoch_end = step % steps_per_epoch == 0
-      if step % config.log_every_steps == 0 or epoch_end:
-        host = [par.get_metrics(m) for m in pending]
-        mean = {k: float(np.mean([m[k] for m in host])) for k in host[0]}
-        _check_finite(mean, step, last_saved, workdir)
-        text, rate = progress.line(step, mean)
-        logging.info('%s', text)
-        writer.write_scalars(step, {f'train/{k}': v for k, v in mean.items()} | {'train/examples_per_s': rate})
-        pending = []
-      if config.checkpoint_every_steps and step % config.checkpoint_every_steps == 0 and not epoch_end:
-        ckpt.save(step, par.get_state(state), meta_for(step, None))
-        last_saved = step
-    validation = evaluate(par, p_eval_step, state, datasets['validation'], eval_batch_size)
-    logging.info('epoch %d/%d | validation accuracy %.4f | loss %.4f', epoch + 1, config.num_epochs,
-                 validation['accuracy'], validation['loss'])
-    writer.write_scalars(step, {f'validation/{k}': v for k, v in validation.items()})
-    ckpt.save(step, par.get_state(state), meta_for(step, validation),
-              metrics={'validation_accuracy': validation['accuracy']})
-    last_saved = step
-    progress.restart(step)
+  with _StopSignals() as stop:
+    for epoch in range(start_step // steps_per_epoch, config.num_epochs):
+      batches = gtzan_data.iterate_batches(
+          train_data, config.batch_size, shuffle=True, seed=config.seed, epoch=epoch,
+          start_batch=step - epoch * steps_per_epoch)
+      epoch_metrics = []
+      for batch in batches:
+        state, metrics = p_train_step(state, par.put_batch(input_pipeline.model_inputs(batch)))
+        step += 1
+        pending.append(metrics)
+        if step == start_step + 1:  # the first step compiles: keep it out of examples/s
+          jax.block_until_ready(metrics)
+          progress.restart(step)
+        epoch_end = step % steps_per_epoch == 0
+        if step % config.log_every_steps == 0 or epoch_end or stop.received:
+          host = [par.get_metrics(m) for m in pending]
+          mean = {k: float(np.mean([m[k] for m in host])) for k in host[0]}
+          _check_finite(mean, step, last_saved, workdir)
+          epoch_metrics += host
+          text, rate = progress.line(step, mean)
+          logging.info('%s', text)
+          writer.write_scalars(step, {f'train/{k}': v for k, v in mean.items()} | {'train/examples_per_s': rate})
+          pending = []
+        if stop.received and not epoch_end:
+          ckpt.save(step, par.get_state(state), meta_for(step, None))
+          ckpt.wait()
+          ckpt.close()
+          writer.close()
+          raise TrainingInterrupted(
+              f'Stopped by {signal.Signals(stop.received).name} at step {step}; checkpoint written to '
+              f'{ckpt.directory}/{step}. Run the same command again to resume.')
+        if config.checkpoint_every_steps and step % config.checkpoint_every_steps == 0 and not epoch_end:
+          ckpt.save(step, par.get_state(state), meta_for(step, None))
+          last_saved = step
+      validation = evaluate(par, p_eval_step, state, datasets['validation'], eval_batch_size)
+      logging.info('epoch %d/%d | validation accuracy %.4f | loss %.4f', epoch + 1, config.num_epochs,
+                   validation['accuracy'], validation['loss'])
+      writer.write_scalars(step, {f'validation/{k}': v for k, v in validation.items()})
+      ckpt.save(step, par.get_state(state), meta_for(step, validation),
+                metrics={'validation_accuracy': validation['accuracy']})
+      last_saved = step
+      writer.write_history({
+          'epoch': epoch + 1, 'step': step,
+          'train_loss': float(np.mean([m['loss'] for m in epoch_metrics])),
+          'train_accuracy': float(np.mean([m['accuracy'] for m in epoch_metrics])),
+          'validation_loss': validation['loss'], 'validation_accuracy': validation['accuracy']})
+      progress.restart(step)
+      if stop.received:
+        ckpt.wait()
+        ckpt.close()
+        writer.close()
+        raise TrainingInterrupted(
+            f'Stopped by {signal.Signals(stop.received).name} at the end of epoch {epoch + 1} (step {step}); '
+            f'checkpoint written to {ckpt.directory}/{step}. Run the same command again to resume.')
   train_seconds = time.perf_counter() - train_start
   ckpt.wait()
 
