@@ -1,0 +1,66 @@
+"""The command line end to end: train, rerun (nothing left to do), extend (resume), config errors."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+
+def _main(workdir, data_dir, *overrides, devices=8):
+  env = dict(os.environ, XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}', JAX_PLATFORMS='cpu')
+  cmd = [sys.executable, '-m', 'gtzan_jax.main', '--config=configs/synthetic.py', f'--workdir={workdir}',
+         f'--config.data_dir={data_dir}', '--config.vgg.widths=(4,)', '--config.batch_size=64',
+         '--config.log_every_steps=10', *overrides]
+  return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+
+
+def _results(workdir):
+  with open(os.path.join(workdir, 'results.json')) as f:
+    return json.load(f)
+
+
+@pytest.mark.slow
+@pytest.mark.multidevice
+@pytest.mark.parametrize('mode', ['pmap', 'jit'])
+def test_train_rerun_and_resume_on_eight_devices(synthetic_data_dir, tmp_path, mode):
+  workdir = str(tmp_path / mode)
+  first = _main(workdir, synthetic_data_dir, f'--config.parallelism={mode}', '--config.num_epochs=1')
+  assert first.returncode == 0, first.stderr[-3000:]
+  assert f'Results: {workdir}/results.json' in first.stdout
+  r1 = _results(workdir)
+  assert r1['device_count'] == 8 and r1['epochs'] == 1.0 and r1['steps_trained_this_run'] == r1['step'] > 0
+  assert r1['test']['num_examples'] == 420 and r1['validation']['num_examples'] == 420
+
+  again = _main(workdir, synthetic_data_dir, f'--config.parallelism={mode}', '--config.num_epochs=1')
+  assert again.returncode == 0, again.stderr[-3000:]
+  r2 = _results(workdir)
+  assert r2['steps_trained_this_run'] == 0 and r2['step'] == r1['step'] and r2['test'] == r1['test']
+
+  more = _main(workdir, synthetic_data_dir, f'--config.parallelism={mode}', '--config.num_epochs=2')
+  assert more.returncode == 0, more.stderr[-3000:]
+  assert f'Resumed from {workdir}/checkpoints/{r1["step"]}' in more.stderr
+  r3 = _results(workdir)
+  assert r3['epochs'] == 2.0 and r3['steps_trained_this_run'] == r1['step']
+  assert os.path.isdir(os.path.join(workdir, 'tensorboard'))
+  with open(os.path.join(workdir, 'history.jsonl')) as f:
+    assert [json.loads(line)['epoch'] for line in f] == [1, 2]
+
+
+@pytest.mark.parametrize('override, message', [
+    ('--config.batch_size=12', 'config.batch_size=12 does not divide by the 8 devices'),
+    ('--config.parallelism=spmd', "config.parallelism must be one of ('pmap', 'jit')"),
+    ('--config.model=resnet', "Unknown model 'resnet'"),
+])
+def test_config_mistakes_are_one_line_errors(tmp_path, override, message):
+  result = _main(str(tmp_path / 'w'), str(tmp_path / 'data'), override)
+  assert result.returncode != 0
+  assert message in result.stderr and 'Traceback' not in result.stderr, result.stderr[-2000:]
+
+
+def test_unknown_config_key_is_rejected(tmp_path):
+  result = _main(str(tmp_path / 'w'), str(tmp_path / 'data'), '--config.batch_sise=32')
+  assert result.returncode != 0 and 'batch_sise' in result.stderr
