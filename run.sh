@@ -40,4 +40,6 @@ WORKDIR=${1:-runs/synthetic}
 install
 "$VENV/bin/python" -m gtzan_jax.main --config=configs/synthetic.py --workdir="$WORKDIR" \
   --config.data_dir="$DATA_DIR"
-echo "Done. Results: $WORKDIR/results.json (TensorBoard events: $WORKDIR/tensorboard)"
+"$VENV/bin/python" -m gtzan_jax.evaluate --workdir="$WORKDIR" --split=test
+echo "Done. Results: $WORKDIR/results.json; evaluation report: $WORKDIR/report_test.md"
+echo "(confusion matrices: $WORKDIR/report_test_confusion_*.png; TensorBoard events: $WORKDIR/tensorboard)"

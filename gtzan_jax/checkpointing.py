@@ -65,6 +65,10 @@ class Checkpointer:
           f'({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ""})') from e
     return restored.state, restored.meta
 
+  def restore_meta(self, step: int) -> dict[str, Any]:
+    """The JSON meta written at `step` alone (e.g. to rebuild the model before restoring the state)."""
+    return self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
+
   def wait(self) -> None:
     self.manager.wait_until_finished()
 

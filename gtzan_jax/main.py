@@ -6,8 +6,6 @@ Every `--config.key=value` overrides the config file. A workdir that already
 holds a checkpoint is resumed from it.
 """
 
-import logging as std_logging
-
 from absl import app
 from absl import flags
 from absl import logging
@@ -22,19 +20,10 @@ config_flags.DEFINE_config_file('config', None, 'Training configuration file.', 
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
-def quiet_library_logs() -> None:
-  """Keeps orbax's per-checkpoint INFO chatter out of the console (warnings still show)."""
-
-  def keep(record) -> bool:
-    return record.levelno >= std_logging.WARNING or '/orbax/' not in record.pathname
-
-  logging.get_absl_logger().addFilter(keep)
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
-  quiet_library_logs()
+  train.quiet_library_logs()
   logging.info('JAX %s: process %d/%d, %d local / %d global devices (%s).', jax.__version__,
                jax.process_index(), jax.process_count(), jax.local_device_count(),
                jax.device_count(), jax.devices()[0].device_kind)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging as std_logging
 import os
 import signal
 import threading
@@ -36,6 +37,15 @@ Arrays = dict[str, np.ndarray]
 class TrainState(train_state.TrainState):
   batch_stats: Any
   rng: jax.Array  # raw uint32 key; dropout keys are folded in from the step
+
+
+def quiet_library_logs() -> None:
+  """Keeps orbax's per-checkpoint INFO chatter out of the console (warnings still show)."""
+
+  def keep(record) -> bool:
+    return record.levelno >= std_logging.WARNING or '/orbax/' not in record.pathname
+
+  logging.get_absl_logger().addFilter(keep)
 
 
 class NonFiniteLossError(RuntimeError):
