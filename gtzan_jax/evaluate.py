@@ -39,9 +39,7 @@ from gtzan_jax import input_pipeline
 from gtzan_jax import models
 from gtzan_jax import report
 from gtzan_jax import train
-from tfds_gtzan import audio
 from tfds_gtzan import data as gtzan_data
-from tfds_gtzan import synthetic
 
 FLAGS = flags.FLAGS
 CLIP_FIGURE = 'clip_figure.png'
@@ -106,6 +104,7 @@ def evaluate_split(trained: Trained, data: dict[str, np.ndarray]) -> dict[str, A
 
 def save_clip_figure(path: str, audio_path: str | None = None) -> None:
   """Waveform and log-mel segments of the first 28 s of `audio_path` (None: a synthetic clip)."""
+  from tfds_gtzan import audio, synthetic  # pylint: disable=g-import-not-at-top  (librosa)
   if audio_path:
     y = audio.load_audio(audio_path, max_seconds=audio.MAX_SEGMENTS * audio.SEGMENT_SECONDS)
     title = os.path.basename(audio_path)

@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from tfds_gtzan import audio
 from tfds_gtzan.synthetic import GENRES  # alphabetical = label order
 
 
@@ -98,6 +97,7 @@ def plot_confusion(confusion: Sequence[Sequence[int]], title: str, path: str,
 
 def plot_clip(y: np.ndarray, mel: np.ndarray, title: str, path: str) -> None:
   """Waveform [samples] at 22.05 kHz over the log-mel segments [n, mels, frames] the model sees."""
+  from tfds_gtzan import audio  # pylint: disable=g-import-not-at-top  (librosa)
   seconds = len(y) / audio.SAMPLE_RATE
   fig = Figure(figsize=(12, 6.5), layout='constrained')
   top, bottom = fig.subplots(2, 1)
