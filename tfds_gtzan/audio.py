@@ -1,0 +1,183 @@
+"""Audio decoding and log-mel features shared by the dataset builder and inference.
+
+A clip becomes at most `MAX_SEGMENTS` non-overlapping 2 s segments taken from its
+start; each segment becomes a [N_MELS, FRAMES] log-mel spectrogram in dB that is
+identical to
+
+  librosa.power_to_db(
+      librosa.feature.melspectrogram(y=segment, sr=22050, n_fft=512,
+                                     hop_length=256, n_mels=128),
+      ref=1.0, top_db=80)
+
+computed for that segment alone. The dataset stores it as float16: values lie in
+[-100, +70] dB, where float16 steps are at most 1/16 dB, so rounding costs <= 1/32 dB.
+
+  mel = log_mel_from_file('song.mp3')   # [n <= 14, 128, 173] float32
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+
+import librosa
+import numpy as np
+import soundfile as sf
+
+SAMPLE_RATE = 22050
+N_FFT = 512
+HOP_LENGTH = 256
+N_MELS = 128
+SEGMENT_SECONDS = 2
+SEGMENT_SAMPLES = SEGMENT_SECONDS * SAMPLE_RATE
+MAX_SEGMENTS = 14
+FRAMES = 1 + SEGMENT_SAMPLES // HOP_LENGTH  # 173 centred STFT frames.
+TOP_DB = 80.0
+REF = 1.0
+AMIN = 1e-10
+MEL_DTYPE = np.float16  # Storage dtype of the dataset.
+
+FEATURE_PARAMS = {
+    'sample_rate': SAMPLE_RATE,
+    'n_fft': N_FFT,
+    'hop_length': HOP_LENGTH,
+    'n_mels': N_MELS,
+    'segment_seconds': SEGMENT_SECONDS,
+    'max_segments': MAX_SEGMENTS,
+    'frames': FRAMES,
+    'top_db': TOP_DB,
+    'ref': REF,
+    'amin': AMIN,
+    'dtype': np.dtype(MEL_DTYPE).name,
+}
+
+_RIFF_MAGICS = (b'RIFF', b'RIFX', b'RF64')
+
+
+class AudioError(ValueError):
+  """An audio file that cannot be decoded; the message names the file and the problem."""
+
+  def __init__(self, path: str | os.PathLike[str], reason: str):
+    super().__init__(f'{os.fspath(path)}: {reason}')
+    self.path = os.fspath(path)
+    self.reason = reason
+
+
+def load_audio(path: str | os.PathLike[str], sr: int = SAMPLE_RATE, *,
+               max_seconds: float | None = None) -> np.ndarray:
+  """Decodes an audio file to float32 mono at `sr` Hz.
+
+  Args:
+    path: a file soundfile can read (wav, au, flac, ogg, mp3, ...); other formats
+      go through `librosa.load` (audioread, which needs ffmpeg or similar).
+    sr: output sample rate.
+    max_seconds: decode only this much from the start of the file, so that a long
+      file costs no more memory than `max_seconds` of audio. None: everything.
+
+  Returns:
+    A float32 array of shape [samples].
+
+  Raises:
+    AudioError: the file is missing, empty, not audio, truncated or unreadable.
+  """
+  _check_file(path)
+  try:
+    samples, file_sr = _read_soundfile(path, max_seconds)
+  except sf.LibsndfileError as sndfile_error:
+    samples, file_sr = _read_librosa(path, max_seconds, sndfile_error)
+  if not np.isfinite(samples).all():
+    raise AudioError(path, 'contains NaN or infinite samples')
+  mono = samples.mean(axis=1) if samples.ndim == 2 else samples
+  if file_sr != sr and mono.size:
+    mono = librosa.resample(mono, orig_sr=file_sr, target_sr=sr)
+  if max_seconds is not None:
+    mono = mono[:math.ceil(max_seconds * sr)]
+  return mono.astype(np.float32, copy=False)
+
+
+def segment(y: np.ndarray, max_segments: int = MAX_SEGMENTS) -> np.ndarray:
+  """Splits [samples] audio into non-overlapping 2 s segments from the start.
+
+  Returns:
+    [n, SEGMENT_SAMPLES] with n = min(len(y) // SEGMENT_SAMPLES, max_segments);
+    a clip shorter than 2 s gives n = 0.
+  """
+  if y.ndim != 1:
+    raise ValueError(f'segment() expects mono audio of shape [samples], got {y.shape}.')
+  n = min(len(y) // SEGMENT_SAMPLES, max_segments)
+  return y[:n * SEGMENT_SAMPLES].reshape(n, SEGMENT_SAMPLES)
+
+
+def log_mel(segments: np.ndarray) -> np.ndarray:
+  """Log-mel spectrograms (dB) of [n, SEGMENT_SAMPLES] segments in one call.
+
+  `librosa.power_to_db(top_db=...)` clips relative to the maximum of its whole
+  input, so for a batch the reference, floor and top_db clipping are applied to
+  each segment separately here.
+
+  Returns:
+    [n, N_MELS, FRAMES] float32.
+  """
+  if segments.ndim != 2 or segments.shape[1] != SEGMENT_SAMPLES:
+    raise ValueError(f'log_mel() expects [n, {SEGMENT_SAMPLES}] segments, got {segments.shape}.')
+  if not len(segments):
+    return np.zeros((0, N_MELS, FRAMES), np.float32)
+  power = librosa.feature.melspectrogram(
+      y=segments.astype(np.float32, copy=False), sr=SAMPLE_RATE, n_fft=N_FFT,
+      hop_length=HOP_LENGTH, n_mels=N_MELS)
+  db = 10.0 * np.log10(np.maximum(AMIN, power)) - 10.0 * math.log10(max(AMIN, REF))
+  return np.maximum(db, db.max(axis=(1, 2), keepdims=True) - TOP_DB)
+
+
+def log_mel_from_file(path: str | os.PathLike[str], max_segments: int = MAX_SEGMENTS) -> np.ndarray:
+  """Decodes only the first `max_segments` 2 s segments of a file: [n, N_MELS, FRAMES] float32."""
+  y = load_audio(path, max_seconds=max_segments * SEGMENT_SECONDS)
+  return log_mel(segment(y, max_segments))
+
+
+def _check_file(path: str | os.PathLike[str]) -> None:
+  try:
+    size = os.path.getsize(path)
+  except FileNotFoundError:
+    raise AudioError(path, 'no such file') from None
+  except OSError as e:
+    raise AudioError(path, f'unreadable ({e.strerror})') from None
+  if size == 0:
+    raise AudioError(path, 'empty file (0 bytes)')
+
+
+def _read_soundfile(path: str | os.PathLike[str],
+                    max_seconds: float | None) -> tuple[np.ndarray, int]:
+  """[frames, channels] float32 and the file's sample rate; reads at most `max_seconds`."""
+  with sf.SoundFile(path) as f:
+    frames = -1 if max_seconds is None else math.ceil(max_seconds * f.samplerate)
+    return f.read(frames, dtype='float32', always_2d=True), f.samplerate
+
+
+def _read_librosa(path: str | os.PathLike[str], max_seconds: float | None,
+                  sndfile_error: Exception) -> tuple[np.ndarray, int]:
+  """Fallback for formats libsndfile lacks; [samples] or [channels, samples] float32."""
+  try:
+    with warnings.catch_warnings():  # "PySoundFile failed. Trying audioread instead."
+      warnings.simplefilter('ignore')
+      y, file_sr = librosa.load(path, sr=None, mono=False, duration=max_seconds)
+  except Exception:  # audioread and its backends raise many unrelated types.
+    raise AudioError(path, _diagnose(path, sndfile_error)) from None
+  return (y.T if y.ndim == 2 else y), int(file_sr)
+
+
+def _diagnose(path: str | os.PathLike[str], error: Exception) -> str:
+  """Why a non-empty file could not be decoded, as a short phrase."""
+  with open(path, 'rb') as f:
+    header = f.read(12)
+  detail = getattr(error, 'error_string', str(error)).strip().rstrip('.')
+  if os.fspath(path).lower().endswith('.wav'):
+    if header[:4] not in _RIFF_MAGICS:
+      return f'not a RIFF/WAV file (starts with {header[:4]!r})'
+    declared = int.from_bytes(header[4:8], 'little') + 8
+    actual = os.path.getsize(path)
+    if len(header) < 12 or declared > actual:
+      return f'truncated WAV file ({actual} of {declared} bytes; libsndfile: {detail})'
+    return f'corrupt WAV file (libsndfile: {detail})'
+  return f'not a known audio file or unreadable (libsndfile: {detail})'

@@ -1,0 +1,116 @@
+"""Where the clips of a `gtzan_mel` build come from: a GTZAN folder or the synthetic set.
+
+A manual_dir may hold the GTZAN tarball's layout, `genres/<genre>/<genre>.NNNNN.wav`,
+or the genre folders directly, `<genre>/<genre>.NNNNN.wav`; older copies use `.au`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+
+import numpy as np
+
+from tfds_gtzan import audio
+from tfds_gtzan import synthetic
+
+# The ten GTZAN genres; a label is an index into this tuple.
+GENRES = ('blues', 'classical', 'country', 'disco', 'hiphop', 'jazz', 'metal', 'pop', 'reggae',
+          'rock')
+AUDIO_EXTENSIONS = ('.wav', '.au', '.flac', '.mp3', '.ogg')  # In order of preference.
+EXPECTED_LAYOUT = 'genres/<genre>/<genre>.NNNNN.wav'
+
+
+class ManualDirError(FileNotFoundError):
+  """The manual_dir is missing, empty, has no genre folder or too few readable clips.
+
+  The message is one line.
+  """
+
+
+@dataclasses.dataclass(frozen=True)
+class AudioFileClip:
+  """A clip read from an audio file; `file` is its path relative to the manual_dir."""
+  track: str  # 'blues.00000', unique within a build.
+  label: int
+  path: str
+  file: str
+
+  def waveform(self) -> np.ndarray:
+    return audio.load_audio(self.path, max_seconds=audio.MAX_SEGMENTS * audio.SEGMENT_SECONDS)
+
+
+@dataclasses.dataclass(frozen=True)
+class SyntheticClip:
+  """A clip of `tfds_gtzan.synthetic`, generated on demand."""
+  track: str
+  label: int
+  index: int
+
+  @property
+  def file(self) -> str:
+    return self.track
+
+  def waveform(self) -> np.ndarray:
+    return synthetic.generate_clip(self.label, self.index)
+
+
+Clip = AudioFileClip | SyntheticClip
+
+
+@dataclasses.dataclass(frozen=True)
+class ManualDirContents:
+  """The audio files found in a manual_dir."""
+  clips: list[AudioFileClip]
+  duplicates: list[AudioFileClip]  # Same track name as a clip in `clips`.
+  unknown_genre_files: list[str]  # Relative paths of files in non-GTZAN folders.
+
+
+def synthetic_clips() -> list[SyntheticClip]:
+  """All clips of the synthetic set, in (genre, index) order."""
+  return [SyntheticClip(synthetic.track_name(label, index), label, index)
+          for label in range(len(GENRES)) for index in range(synthetic.CLIPS_PER_GENRE)]
+
+
+def find_clips(manual_dir: str | os.PathLike[str]) -> ManualDirContents:
+  """Lists the GTZAN audio files under `manual_dir`, sorted by path.
+
+  Raises:
+    ManualDirError: `manual_dir` is missing or empty, or has no genre folder.
+  """
+  root = pathlib.Path(manual_dir)
+  genre_root = root / 'genres' if (root / 'genres').is_dir() else root
+  folders = sorted(p for p in genre_root.iterdir() if p.is_dir()) if root.is_dir() else []
+  if not any(folder.name in GENRES for folder in folders):
+    raise ManualDirError(f'manual_dir {root} {_layout_problem(root)}: expected GTZAN as '
+                         f'{root / EXPECTED_LAYOUT} (or {root}/<genre>/...).')
+  clips, duplicates, unknown = [], [], []
+  tracks = set()
+  for folder in folders:
+    for path in _audio_files(folder):
+      file = path.relative_to(root).as_posix()
+      if folder.name not in GENRES:
+        unknown.append(file)
+        continue
+      clip = AudioFileClip(path.stem, GENRES.index(folder.name), os.fspath(path), file)
+      (duplicates if clip.track in tracks else clips).append(clip)
+      tracks.add(clip.track)
+  return ManualDirContents(clips, duplicates, unknown)
+
+
+def _layout_problem(root: pathlib.Path) -> str:
+  if not root.exists():
+    return 'does not exist'
+  if not root.is_dir():
+    return 'is not a directory'
+  if not any(root.iterdir()):
+    return 'is empty'
+  return 'has no GTZAN genre folder'
+
+
+def _audio_files(folder: pathlib.Path) -> list[pathlib.Path]:
+  """Audio files in `folder` (not hidden), the preferred extension first for equal names."""
+  files = [p for p in folder.iterdir()
+           if p.suffix.lower() in AUDIO_EXTENSIONS and not p.name.startswith('.') and p.is_file()]
+  return sorted(files, key=lambda p: (p.stem, AUDIO_EXTENSIONS.index(p.suffix.lower())))
