@@ -5,8 +5,18 @@ Train on the artist-disjoint, fault-filtered split of a full GTZAN copy:
   python -m gtzan_jax.main --config=configs/default.py --workdir=runs/vgg \
       --config.manual_dir=/path/to/gtzan --config.dataset=gtzan_mel/fault_filtered
 
-Expected accuracy and time: see the table at the end of this docstring (filled
-in from measured runs only).
+Measured (2026-11-25, one NVIDIA H100 80GB, fp32, this config with
+`--config.dataset=gtzan_mel/tracks` on the 100 real clips of gtzan_mini, 1120
+training segments; docs/study.md): 30 epochs in 16-32 s including compilation,
+~7k train examples/s; test accuracy 78.6 % / 82.1 % per segment and 80 % per
+track for seeds 0 / 1 (the test split is only 10 tracks, so +-10 points).
+On the 2-core CPU of our CI machines the same model trains at only a few
+examples/s: use a GPU, or configs/synthetic.py's small VGG.
+
+Full GTZAN (fault_filtered: 443 training tracks, ~6.2k segments) has not been
+measured here (it cannot be downloaded in our environment). Published
+from-scratch CNNs reach about 54 % track accuracy on that split; expect
+that order, not the 90 %+ of random-segment splits.
 """
 
 import ml_collections
