@@ -188,7 +188,7 @@ def test_too_few_readable_clips_is_a_one_line_error(tmp_path):
   folder.mkdir(parents=True)
   for index in range(2):  # Both go to train: validation and test would be empty.
     sf.write(folder / f'blues.{index:05d}.wav', fake_gtzan.clip(0, index), fake_gtzan.SAMPLE_RATE)
-  with pytest.raises(sources.ManualDirError, match='no examples for the validation, test split'):
+  with pytest.raises(sources.ManualDirError, match='no examples for the validation and test split'):
     _build('tracks', tmp_path / 'data', tmp_path / 'manual')
   assert not tfds.builder('gtzan_mel/tracks', data_dir=tmp_path / 'data').is_prepared()
 

@@ -17,6 +17,7 @@ import collections
 from typing import Any
 
 from absl import logging
+from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
 
@@ -125,9 +126,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     empty = [split for split, split_examples in examples.items() if not split_examples]
     if empty:  # TFDS cannot write an empty split.
       raise sources.ManualDirError(
-          f'gtzan_mel/{self.builder_config.name}: no examples for the {", ".join(empty)} '
-          f'split(s): {summary["clips_read"]} readable clips, '
-          f'{len(summary["clips_skipped"])} skipped; manual_dir needs more GTZAN clips.')
+          f'manual_dir {_manual_dir(dl_manager)} gives no examples for the {" and ".join(empty)} '
+          f'split of gtzan_mel/{self.builder_config.name} ({summary["clips_read"]} clips read, '
+          f'{len(summary["clips_skipped"])} skipped, {len(summary["too_short"])} shorter than 2 s).')
     return {split: self._generate_examples(examples[split]) for split in splits.SPLITS}
 
   def _generate_examples(self, examples: Sequence[Example]) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -142,9 +143,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                'unlisted_clips': 0}
     if self.builder_config.name == 'synthetic':
       return sources.synthetic_clips(), summary
-    # Not `dl_manager.manual_dir`: it raises a multi-line AssertionError that
-    # does not say which path it checked.
-    found = sources.find_clips(dl_manager._manual_dir)  # pylint: disable=protected-access
+    found = sources.find_clips(_manual_dir(dl_manager))
     summary['clips_skipped'] = [{'file': c.file, 'reason': 'another file has the same track name'}
                                 for c in found.duplicates]
     summary['unknown_genre_files'] = len(found.unknown_genre_files)
@@ -183,6 +182,15 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     for clip in clips:
       tracks_by_genre[clip.label].append(clip.track)
     return splits.stratified_split(tracks_by_genre, seed=TRACKS_SEED, fractions=TRACKS_FRACTIONS)
+
+
+def _manual_dir(dl_manager: tfds.download.DownloadManager) -> epath.Path:
+  """The manual_dir as given (default: <data_dir>/downloads/manual), unchecked.
+
+  Not `dl_manager.manual_dir`: for a missing or empty folder that raises a
+  multi-line AssertionError which does not name the path.
+  """
+  return dl_manager._manual_dir  # pylint: disable=protected-access
 
 
 def _summarize(search: dict[str, Any], results: Sequence[featurize.ClipFeatures],
