@@ -19,11 +19,42 @@ SPLITS = ('train', 'validation', 'test')
 Arrays = dict[str, np.ndarray]
 
 
+def dataset_name(config: ml_collections.ConfigDict) -> str:
+  """The TFDS name to read: `config.dataset`, or its augmented variant.
+
+  With `config.augment.audio_copies` = K > 0, the `gtzan_mel` config of
+  `config.dataset` plus K augmented copies of every training clip, with the
+  parameters of `config.augment` (and `config.augment.seed`, default 0), e.g.
+  'gtzan_mel/tracks_aug2_602b4b5b'; registered with TFDS in this process.
+  Validation and test are those of `config.dataset`.
+  """
+  augment = config.get('augment')
+  copies = augment.get('audio_copies', 0) if augment is not None else 0
+  if not copies:
+    return config.dataset
+  builder_name, _, base = config.dataset.partition('/')
+  if builder_name != 'gtzan_mel' or not base:
+    raise ValueError(f'config.augment.audio_copies={copies} needs a gtzan_mel/<config> dataset, '
+                     f'not config.dataset={config.dataset!r}.')
+  # pylint: disable-next=g-import-not-at-top  (TFDS and librosa: only to build augmented data)
+  from tfds_gtzan.gtzan_mel import gtzan_mel_dataset_builder
+  from tfds_gtzan import augment as audio_augment  # pylint: disable=g-import-not-at-top
+  params = {field: augment[field] for field in audio_augment.AugmentParams.__dataclass_fields__
+            if field in augment}
+  try:
+    aug_config = gtzan_mel_dataset_builder.augmented_config(
+        base, copies=copies, seed=augment.get('seed', 0), **params)
+  except (TypeError, ValueError) as e:
+    raise ValueError(f'config.augment: {e}') from None
+  return f'gtzan_mel/{aug_config.name}'
+
+
 def load_datasets(config: ml_collections.ConfigDict) -> dict[str, Arrays]:
-  """Builds `config.dataset` if it is missing, then reads every split into memory."""
+  """Builds the dataset (`dataset_name(config)`) if it is missing, then reads every split into memory."""
+  name = dataset_name(config)
   data_dir = config.data_dir or None
-  gtzan_data.get_builder(config.dataset, data_dir, config.manual_dir or None)
-  return {split: gtzan_data.read_split(config.dataset, split, data_dir) for split in SPLITS}
+  gtzan_data.get_builder(name, data_dir, config.manual_dir or None)
+  return {split: gtzan_data.read_split(name, split, data_dir) for split in SPLITS}
 
 
 def steps_per_epoch(num_examples: int, batch_size: int) -> int:

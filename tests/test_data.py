@@ -136,9 +136,10 @@ def test_get_builder_prepares_only_when_asked(fake_data_dir, tmp_path):
 
 def test_read_split(fake_data_dir):
   split = data.read_split('gtzan_mel/tracks', 'train', fake_data_dir)
-  assert set(split) == {'mel', 'label', 'track', 'segment'}
+  assert set(split) == {'mel', 'label', 'track', 'segment', 'copy'}
   assert split['mel'].shape == (24, 128, 173) and split['mel'].dtype == np.float16
   assert split['label'].dtype == np.int32 and split['segment'].dtype == np.int32
+  assert split['copy'].dtype == np.int32 and not split['copy'].any()
   assert split['track'].dtype.kind == 'U'
   keys = list(zip(split['track'].tolist(), split['segment'].tolist()))
   assert keys == sorted(keys) and len(set(keys)) == len(keys)
@@ -150,6 +151,7 @@ def test_iterate_batches_over_a_data_source(fake_data_dir):
       'mel': np.stack([ex['mel'] for ex in source]),
       'label': np.array([ex['label'] for ex in source], np.int32),
       'segment': np.array([ex['segment'] for ex in source], np.int32),
+      'copy': np.array([ex['copy'] for ex in source], np.int32),
   }
   kwargs = {'shuffle': True, 'seed': 2, 'drop_remainder': False, 'process_index': 1,
             'process_count': 2}
@@ -157,7 +159,7 @@ def test_iterate_batches_over_a_data_source(fake_data_dir):
   from_arrays = list(data.iterate_batches(in_source_order, 10, **kwargs))
   assert len(from_source) == len(from_arrays) == 3
   for got, expected in zip(from_source, from_arrays):
-    assert set(got) == set(expected) == {'mel', 'label', 'segment', 'mask'}
+    assert set(got) == set(expected) == {'mel', 'label', 'segment', 'copy', 'mask'}
     for key in expected:
       assert got[key].dtype == expected[key].dtype
       np.testing.assert_array_equal(got[key], expected[key])

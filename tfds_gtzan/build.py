@@ -2,6 +2,13 @@
 
   python -m tfds_gtzan.build --config=tracks --manual_dir=/data/gtzan --data_dir=/data/tfds
 
+With --audio_copies=K (K >= 1) it builds the augmented variant of the config
+instead (`gtzan_mel/<config>_aug<K>_<hash>`): the same validation and test, and
+K augmented copies of every training clip besides it, with the --noise_* /
+--pitch_* / --stretch_range / --augment_seed parameters (defaults as in
+configs/default.py). The trainer reads the same dataset with
+--config.augment.audio_copies=K and equal parameters.
+
 Exit status 2, with a one-line message, when manual_dir is missing, empty or has
 no GTZAN genre folder.
 """
@@ -15,6 +22,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from tfds_gtzan import augment
 from tfds_gtzan import data
 from tfds_gtzan.gtzan_mel import gtzan_mel_dataset_builder
 from tfds_gtzan.gtzan_mel import sources
@@ -26,6 +34,19 @@ flags.DEFINE_enum('config', 'synthetic', _CONFIGS, 'Builder config to prepare.')
 flags.DEFINE_string('manual_dir', None,
                     f'GTZAN folder ({sources.EXPECTED_LAYOUT}); not needed for synthetic.')
 flags.DEFINE_string('data_dir', None, 'TFDS data_dir; default ~/tensorflow_datasets.')
+flags.DEFINE_integer('audio_copies', 0, 'Augmented copies of every training clip (0: none).',
+                     lower_bound=0)
+flags.DEFINE_integer('augment_seed', 0, 'Augmentation seed.', lower_bound=0)
+_DEFAULTS = augment.AugmentParams()
+_PARAM_HELP = {
+    'noise_prob': 'Probability of additive Gaussian noise per copy.',
+    'noise_level': "Noise std relative to the clip's peak amplitude.",
+    'pitch_prob': 'Probability of pitch shift + time stretch per copy.',
+    'pitch_semitones': 'Pitch shift drawn uniformly from [-x, x] semitones.',
+    'stretch_range': 'Time-stretch rate drawn uniformly from [1 - x, 1 + x].',
+}
+for _name, _help in _PARAM_HELP.items():
+  flags.DEFINE_float(_name, getattr(_DEFAULTS, _name), f'With --audio_copies: {_help}')
 
 
 def format_summary(summary: dict[str, Any]) -> str:
@@ -35,6 +56,8 @@ def format_summary(summary: dict[str, Any]) -> str:
       f'clips read: {summary["clips_read"]}',
       f'segments written: {sum(segments.values())} ('
       + ', '.join(f'{split} {count}' for split, count in segments.items()) + ')',
+      *([f'  of which augmented copies: {summary["augmented_segments"]}']
+        if summary.get('augmented_segments') else []),
       f'files skipped: {len(summary["clips_skipped"])}',
       *(f'  {item["file"]}: {item["reason"]}' for item in summary['clips_skipped']),
       f'clips shorter than 2 s (no segments): {len(summary["too_short"])}',
@@ -52,12 +75,24 @@ def main(argv: list[str]) -> int:
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
   logging.set_verbosity(logging.WARNING)  # Keep TFDS's INFO chatter out of the summary.
   name = f'gtzan_mel/{FLAGS.config}'
+  if FLAGS.audio_copies:
+    try:
+      config = gtzan_mel_dataset_builder.augmented_config(
+          FLAGS.config, copies=FLAGS.audio_copies, seed=FLAGS.augment_seed,
+          **{param: getattr(FLAGS, param) for param in _PARAM_HELP})
+    except ValueError as e:
+      print(f'error: {e}', file=sys.stderr)
+      return 2
+    name = f'gtzan_mel/{config.name}'
   try:
     builder = data.get_builder(name, FLAGS.data_dir, FLAGS.manual_dir)
   except sources.ManualDirError as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
   print(f'{name} {builder.version} in {builder.data_dir}')
+  if 'augment' in builder.info.metadata:
+    config = builder.builder_config
+    print(augment.describe(config.copies, config.seed, config.params))
   print(format_summary(builder.info.metadata['summary']))
   return 0
 

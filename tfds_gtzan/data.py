@@ -37,11 +37,12 @@ def get_builder(name: str, data_dir: str | None, manual_dir: str | None = None, 
 
 
 def read_split(name: str, split: str, data_dir: str | None) -> Batch:
-  """A whole prepared split in memory, sorted by (track, segment).
+  """A whole prepared split in memory, sorted by (track, copy, segment).
 
   Returns:
     {'mel': [N, 128, 173] float16, 'label': [N] int32, 'track': [N] str,
-     'segment': [N] int32}.
+     'segment': [N] int32, 'copy': [N] int32 (0: the clip; k >= 1: its augmented
+     copy k, in the training split of augmented configs)}.
   """
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   source = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
@@ -49,7 +50,7 @@ def read_split(name: str, split: str, data_dir: str | None) -> Batch:
   for start in range(0, len(source), _READ_CHUNK):
     examples += source.__getitems__(list(range(start, min(start + _READ_CHUNK, len(source)))))
   data = _stack(examples)
-  order = np.lexsort((data['segment'], data['track']))
+  order = np.lexsort((data['segment'], data['copy'], data['track']))
   return {key: value[order] for key, value in data.items()}
 
 
@@ -141,6 +142,8 @@ def _stack(examples: Sequence[Mapping[str, Any]]) -> Batch:
       'label': np.array([ex['label'] for ex in examples], np.int32),
       'track': np.array([_as_str(ex['track']) for ex in examples], str),
       'segment': np.array([ex['segment'] for ex in examples], np.int32),
+      # Datasets prepared before version 1.1.0 have no 'copy': all are originals.
+      'copy': np.array([ex.get('copy', 0) for ex in examples], np.int32),
   }
 
 

@@ -22,6 +22,7 @@ import threadpoolctl
 from tensorflow_datasets.core.utils import tqdm_utils
 
 from tfds_gtzan import audio
+from tfds_gtzan import augment
 from tfds_gtzan.gtzan_mel import sources
 
 
@@ -34,13 +35,42 @@ class ClipFeatures:
   error: str | None = None  # Why the clip could not be decoded.
 
 
+@dataclasses.dataclass(frozen=True)
+class AugmentedFeatures:
+  """The mel segments of one augmented copy of a clip."""
+  clip: sources.Clip
+  copy: int  # 1..K.
+  mel: np.ndarray  # [n, N_MELS, FRAMES] in audio.MEL_DTYPE; n as for the original clip.
+
+
 def featurize(clips: Sequence[sources.Clip], *, workers: int | None = None) -> list[ClipFeatures]:
   """Featurises `clips` in parallel, with a progress bar; results in input order."""
+  return _map(featurize_clip, clips, workers, 'Decoding clips')
+
+
+def featurize_augmented(clips: Sequence[sources.Clip], *, copies: int, seed: int,
+                        params: augment.AugmentParams, workers: int | None = None
+                        ) -> list[list[AugmentedFeatures]]:
+  """Copies 1..`copies` of each clip (decoded once), augmented then featurised, in parallel.
+
+  Only for clips that `featurize` read: a decoding error here is raised.
+  """
+  def one_clip(clip: sources.Clip) -> list[AugmentedFeatures]:
+    y = clip.waveform()
+    return [AugmentedFeatures(clip, copy, audio.log_mel(audio.segment(augment.augment_clip(
+        y, seed=seed, track=clip.track, copy=copy, params=params))).astype(audio.MEL_DTYPE))
+            for copy in range(1, copies + 1)]
+
+  return _map(one_clip, clips, workers, f'Augmenting clips x{copies}')
+
+
+def _map(fn, items, workers: int | None, desc: str) -> list:
+  """[fn(item) for item in items] on a thread pool with one BLAS thread each, with progress."""
   workers = workers or os.cpu_count() or 1
   with (threadpoolctl.threadpool_limits(limits=1, user_api='blas'),
         concurrent.futures.ThreadPoolExecutor(workers) as executor):
-    results = executor.map(featurize_clip, clips)
-    return list(tqdm_utils.tqdm(results, total=len(clips), desc='Decoding clips', unit=' clips'))
+    results = executor.map(fn, items)
+    return list(tqdm_utils.tqdm(results, total=len(items), desc=desc, unit=' clips'))
 
 
 def featurize_clip(clip: sources.Clip) -> ClipFeatures:

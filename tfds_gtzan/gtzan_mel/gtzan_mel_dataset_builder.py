@@ -8,12 +8,28 @@ Every config stores the same features; they differ in where the clips come from
 (`synthetic`: generated, no download; the others: GTZAN in manual_dir) and how
 they are split. Files that cannot be decoded are skipped; what was read, skipped
 and written is recorded in `info.metadata['summary']`.
+
+Audio augmentation (`tfds_gtzan.augment`) is a derived config: the same clips and
+split assignment as its base config, identical validation and test splits, and a
+training split that also holds K augmented copies of every training clip
+(feature `copy`: 0 original, 1..K augmented). Its name encodes the base, K and a
+hash of the parameters, so each variant is prepared in its own directory:
+
+  config = augmented_config('tracks', copies=2, seed=0, noise_prob=0.5)  # Default parameters.
+  builder = tfds.builder(f'gtzan_mel/{config.name}', data_dir=D)  # tracks_aug2_602b4b5b
+
+`augmented_config` registers the name in this process; `tfds.builder` and
+`tfds.data_source` then accept it like the built-in configs (once prepared, TFDS
+also reads it by name without the registration, from its files).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 import collections
+import dataclasses
+import hashlib
+import json
 from typing import Any
 
 from absl import logging
@@ -22,6 +38,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from tfds_gtzan import audio
+from tfds_gtzan import augment
 from tfds_gtzan import synthetic
 from tfds_gtzan.gtzan_mel import featurize
 from tfds_gtzan.gtzan_mel import sources
@@ -49,7 +66,19 @@ _CITATION = """\
 _GTZAN_SOURCE = ('Reads GTZAN from manual_dir (genres/<genre>/<genre>.NNNNN.wav or '
                  '<genre>/<genre>.NNNNN.wav; .wav, .au, .flac, .mp3, .ogg).')
 
-Example = tuple[sources.Clip, int, np.ndarray]  # (clip, segment index, mel)
+Example = tuple[sources.Clip, int, np.ndarray, int]  # (clip, segment index, mel, copy)
+
+
+@dataclasses.dataclass(eq=False)
+class AugmentedConfig(tfds.core.BuilderConfig):
+  """A base config whose training split also holds `copies` augmented copies of each clip.
+
+  Create with `augmented_config`, which names and registers it.
+  """
+  base: str = ''
+  copies: int = 0
+  seed: int = 0
+  params: augment.AugmentParams = augment.AugmentParams()
 
 
 class Builder(tfds.core.GeneratorBasedBuilder):
@@ -57,8 +86,12 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
   # Bump VERSION (and add RELEASE_NOTES) whenever features, feature parameters,
   # the clips read or the splits change: a prepared dataset is reused by version.
-  VERSION = tfds.core.Version('1.0.0')
-  RELEASE_NOTES = {'1.0.0': 'Initial release.'}
+  VERSION = tfds.core.Version('1.1.0')
+  RELEASE_NOTES = {
+      '1.0.0': 'Initial release.',
+      '1.1.0': 'Adds the `copy` feature (0: the clip; 1..K: an augmented copy) and the '
+               'augmented training configs of `augmented_config`.',
+  }
   BUILDER_CONFIGS = [
       tfds.core.BuilderConfig(
           name='synthetic',
@@ -96,7 +129,23 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     """Like GeneratorBasedBuilder, but stores ArrayRecord by default (random access)."""
     super().__init__(file_format=file_format, **kwargs)
 
+  @tfds.core.utils.classproperty
+  @classmethod
+  def builder_configs(cls) -> dict[str, tfds.core.BuilderConfig]:
+    """The built-in configs and the augmented ones registered by `augmented_config`."""
+    return {**{config.name: config for config in cls.BUILDER_CONFIGS}, **_AUGMENTED_CONFIGS}
+
+  @property
+  def base_config_name(self) -> str:
+    """The built-in config whose clips and splits this one uses (its own name if built-in)."""
+    config = self.builder_config
+    return config.base if isinstance(config, AugmentedConfig) else config.name
+
   def _info(self) -> tfds.core.DatasetInfo:
+    config = self.builder_config
+    metadata = dict(audio.FEATURE_PARAMS)
+    if isinstance(config, AugmentedConfig):
+      metadata['augment'] = augment.metadata(config.copies, config.seed, config.params)
     return self.dataset_info_from_configs(
         features=tfds.features.FeaturesDict({
             'mel': tfds.features.Tensor(
@@ -109,17 +158,22 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             'track': tfds.features.Text(doc='Clip name, e.g. blues.00000.'),
             'segment': tfds.features.Scalar(
                 np.int32, doc=f'Index of the 2 s segment in its clip, 0-{audio.MAX_SEGMENTS - 1}.'),
+            'copy': tfds.features.Scalar(
+                np.int32, doc='0: the clip as recorded; 1..K: augmented copy k of it (training '
+                              'split of augmented configs only).'),
         }),
         supervised_keys=('mel', 'label'),
         homepage='http://marsyas.info/downloads/datasets.html',
         citation=_CITATION,
-        metadata=tfds.core.MetadataDict(audio.FEATURE_PARAMS),
+        metadata=tfds.core.MetadataDict(metadata),
     )
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     clips, summary = self._find_clips(dl_manager)
     results = featurize.featurize(clips)
     examples = self._assign_splits([r for r in results if r.mel is not None and len(r.mel)])
+    if isinstance(self.builder_config, AugmentedConfig):
+      examples['train'] += self._augmented_examples(examples['train'])
     summary = _summarize(summary, results, examples)
     self.info.metadata['summary'] = summary
     logging.info('gtzan_mel/%s: %s', self.builder_config.name, summary)
@@ -132,16 +186,36 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     return {split: self._generate_examples(examples[split]) for split in splits.SPLITS}
 
   def _generate_examples(self, examples: Sequence[Example]) -> Iterator[tuple[str, dict[str, Any]]]:
-    for clip, segment, mel in examples:
-      yield f'{clip.track}_{segment:02d}', {
-          'mel': mel, 'label': clip.label, 'track': clip.track, 'segment': segment}
+    for clip, segment, mel, copy in examples:
+      key = f'{clip.track}_{segment:02d}' + (f'_aug{copy}' if copy else '')
+      yield key, {'mel': mel, 'label': clip.label, 'track': clip.track, 'segment': segment,
+                  'copy': copy}
+
+  def _augmented_examples(self, train: Sequence[Example]) -> list[Example]:
+    """The augmented copies of the training segments, sorted by (track, copy, segment).
+
+    Whole clips are augmented; a copy's segment i is kept when the clip's segment i
+    is a training segment (all of them, except for the `paper` split).
+    """
+    config = self.builder_config
+    train_segments = collections.defaultdict(set)
+    clips = {}
+    for clip, segment, _, _ in train:
+      train_segments[clip.track].add(segment)
+      clips[clip.track] = clip
+    features = featurize.featurize_augmented(
+        [clips[track] for track in sorted(clips)], copies=config.copies, seed=config.seed,
+        params=config.params)
+    return [(f.clip, segment, f.mel[segment], f.copy)
+            for clip_copies in features for f in clip_copies
+            for segment in sorted(train_segments[f.clip.track])]
 
   def _find_clips(self, dl_manager: tfds.download.DownloadManager
                   ) -> tuple[list[sources.Clip], dict[str, Any]]:
     """The clips to featurise, and a summary of the search."""
     summary = {'clips_skipped': [], 'unknown_genre_files': 0, 'listed_missing': 0,
                'unlisted_clips': 0}
-    if self.builder_config.name == 'synthetic':
+    if self.base_config_name == 'synthetic':
       return sources.synthetic_clips(), summary
     found = sources.find_clips(_manual_dir(dl_manager))
     summary['clips_skipped'] = [{'file': c.file, 'reason': 'another file has the same track name'}
@@ -150,7 +224,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     if found.unknown_genre_files:
       logging.warning('Ignoring %d files outside the GTZAN genre folders, e.g. %s',
                       len(found.unknown_genre_files), found.unknown_genre_files[0])
-    if self.builder_config.name != 'fault_filtered':
+    if self.base_config_name != 'fault_filtered':
       return found.clips, summary
     listed = splits.fault_filtered_tracks()
     clips = [c for c in found.clips if c.track in listed]
@@ -161,7 +235,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   def _assign_splits(self, results: Sequence[featurize.ClipFeatures]) -> dict[str, list[Example]]:
     """Examples per split, each list sorted by (track, segment)."""
     segments = [(r.clip.track, i) for r in results for i in range(len(r.mel))]
-    if self.builder_config.name == 'paper':
+    if self.base_config_name == 'paper':
       segment_split = splits.shuffled_split(segments, seed=PAPER_SEED, fractions=PAPER_FRACTIONS)
     else:
       track_split = self._track_splits([r.clip for r in results])
@@ -169,19 +243,63 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     by_track = {r.clip.track: r for r in results}
     examples = {split: [] for split in splits.SPLITS}
     for track, i in sorted(segments):
-      examples[segment_split[track, i]].append((by_track[track].clip, i, by_track[track].mel[i]))
+      examples[segment_split[track, i]].append((by_track[track].clip, i, by_track[track].mel[i], 0))
     return examples
 
   def _track_splits(self, clips: Sequence[sources.Clip]) -> dict[str, str]:
     """{track: split} for the track-disjoint configs."""
-    if self.builder_config.name == 'synthetic':
+    if self.base_config_name == 'synthetic':
       return {clip.track: synthetic.split_of(clip.index) for clip in clips}
-    if self.builder_config.name == 'fault_filtered':
+    if self.base_config_name == 'fault_filtered':
       return splits.fault_filtered_tracks()
     tracks_by_genre = collections.defaultdict(list)
     for clip in clips:
       tracks_by_genre[clip.label].append(clip.track)
     return splits.stratified_split(tracks_by_genre, seed=TRACKS_SEED, fractions=TRACKS_FRACTIONS)
+
+
+_AUGMENTED_CONFIGS: dict[str, AugmentedConfig] = {}
+
+
+def augmented_config(base: str, *, copies: int, seed: int = 0,
+                     params: augment.AugmentParams | None = None,
+                     **param_overrides: float) -> AugmentedConfig:
+  """The config `base` plus `copies` augmented copies of every training clip, registered.
+
+  Args:
+    base: a built-in config name ('synthetic', 'fault_filtered', 'tracks', 'paper'),
+      optionally as 'gtzan_mel/<name>'.
+    copies: K >= 1 augmented copies per training clip.
+    seed: augmentation seed; copy k of a track depends only on (seed, track, k, params).
+    params: augmentation parameters (default `augment.AugmentParams()`).
+    **param_overrides: fields of `AugmentParams` to override, e.g. noise_prob=1.0.
+
+  Returns:
+    The config, named '<base>_aug<K>_<8 hex digits>' from a hash of all of the above,
+    so equal arguments give the same name (and reuse a prepared dataset) and
+    different ones a different directory. After this call
+    `tfds.builder(f'gtzan_mel/{config.name}')` works in this process.
+  """
+  base = base.removeprefix('gtzan_mel/')
+  built_in = {config.name: config for config in Builder.BUILDER_CONFIGS}
+  if base not in built_in:
+    raise ValueError(f'Unknown gtzan_mel config {base!r} to augment; one of {", ".join(built_in)}.')
+  if not isinstance(copies, int) or isinstance(copies, bool) or copies < 1:
+    raise ValueError(f'copies must be an int >= 1, got {copies!r}.')
+  if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+    raise ValueError(f'seed must be an int >= 0, got {seed!r}.')
+  params = dataclasses.replace(params or augment.AugmentParams(), **param_overrides)
+  record = augment.metadata(copies, seed, params) | {'base': base}
+  digest = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:8]
+  name = f'{base}_aug{copies}_{digest}'
+  if name not in _AUGMENTED_CONFIGS:
+    base_description = built_in[base].description
+    _AUGMENTED_CONFIGS[name] = AugmentedConfig(
+        name=name, base=base, copies=copies, seed=seed, params=params,
+        description=(f'gtzan_mel/{base} ({base_description}) Its training split also holds '
+                     f'{augment.describe(copies, seed, params)} Validation and test are those '
+                     f'of gtzan_mel/{base}. Parameters: {json.dumps(record, sort_keys=True)}.'))
+  return _AUGMENTED_CONFIGS[name]
 
 
 def _manual_dir(dl_manager: tfds.download.DownloadManager) -> epath.Path:
@@ -206,4 +324,5 @@ def _summarize(search: dict[str, Any], results: Sequence[featurize.ClipFeatures]
       'listed_missing': search['listed_missing'],
       'unlisted_clips': search['unlisted_clips'],
       'segments': {split: len(split_examples) for split, split_examples in examples.items()},
+      'augmented_segments': sum(copy > 0 for _, _, _, copy in examples['train']),
   }

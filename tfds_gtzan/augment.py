@@ -1,0 +1,144 @@
+"""The paper's audio augmentation: additive noise, pitch shift then time stretch.
+
+A copy of a clip gets, independently,
+  - pitch shift + time stretch with probability `pitch_prob`: a shift drawn
+    uniformly from [-pitch_semitones, +pitch_semitones] semitones
+    (`librosa.effects.pitch_shift`), then a stretch by a rate drawn uniformly from
+    [1 - stretch_range, 1 + stretch_range] (`librosa.effects.time_stretch`), then
+    cut or zero-padded at the end back to the clip's length;
+  - additive Gaussian noise with probability `noise_prob`, of standard deviation
+    `noise_level` x the clip's peak |amplitude| (after any pitch/stretch).
+A copy may therefore also come out unchanged (probability
+(1 - noise_prob) * (1 - pitch_prob)). Everything random is drawn from
+`numpy.random.default_rng` seeded by (seed, a SHA-256 of the track name, copy
+index), in a fixed order, so a copy does not depend on the other clips, on
+thread scheduling or on Python's per-process string hashing.
+
+  y_aug = augment_clip(y, seed=0, track='blues.00000', copy=1, params=AugmentParams())
+
+The `gtzan_mel` builder applies this to whole clips before segmenting them
+(`tfds_gtzan.gtzan_mel.gtzan_mel_dataset_builder.augmented_config`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from typing import Any
+
+import librosa
+import numpy as np
+
+from tfds_gtzan import audio
+
+# Bump when the augmentation changes what it computes for the same parameters:
+# it is part of the augmented configs' name hash, so old builds are not reused.
+ALGORITHM_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentParams:
+  """Augmentation parameters; the defaults are those of configs/default.py's `augment`."""
+  noise_prob: float = 0.5       # Probability of additive Gaussian noise.
+  noise_level: float = 0.005    # Noise std relative to the clip's peak |amplitude|.
+  pitch_prob: float = 0.5       # Probability of pitch shift + time stretch.
+  pitch_semitones: float = 2.0  # Shift drawn uniformly from [-x, x] semitones.
+  stretch_range: float = 0.1    # Stretch rate drawn uniformly from [1 - x, 1 + x].
+
+  def __post_init__(self):
+    for field in dataclasses.fields(self):  # 2 and 2.0 are the same parameters (and name hash).
+      object.__setattr__(self, field.name, float(getattr(self, field.name)))
+    problems = [f'{name}={getattr(self, name)} is not in [0, 1]'
+                for name in ('noise_prob', 'pitch_prob') if not 0 <= getattr(self, name) <= 1]
+    problems += [f'{name}={getattr(self, name)} is negative'
+                 for name in ('noise_level', 'pitch_semitones') if getattr(self, name) < 0]
+    if not 0 <= self.stretch_range < 1:
+      problems.append(f'stretch_range={self.stretch_range} is not in [0, 1)')
+    if problems:
+      raise ValueError(f'Bad augmentation parameters: {"; ".join(problems)}.')
+
+  def to_dict(self) -> dict[str, float]:
+    return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class Draw:
+  """What one copy gets: the random choices of `draw`."""
+  noise: bool
+  pitch: bool  # Pitch shift + time stretch.
+  semitones: float
+  rate: float  # time_stretch rate: > 1 faster (shorter), < 1 slower.
+  noise_seed: int
+
+
+def track_hash(track: str) -> int:
+  """A stable 64-bit hash of a track name (Python's hash() is salted per process)."""
+  return int.from_bytes(hashlib.sha256(track.encode('utf-8')).digest()[:8], 'little')
+
+
+def draw(params: AugmentParams, *, seed: int, track: str, copy: int) -> Draw:
+  """The random choices for copy `copy` of `track`; all are drawn, whichever apply."""
+  if seed < 0 or copy < 0:
+    raise ValueError(f'seed ({seed}) and copy ({copy}) must be >= 0.')
+  rng = np.random.default_rng([seed, track_hash(track), copy])
+  u_noise, u_pitch, u_semitones, u_rate = rng.random(4)
+  return Draw(
+      noise=bool(u_noise < params.noise_prob),
+      pitch=bool(u_pitch < params.pitch_prob),
+      semitones=float(params.pitch_semitones * (2 * u_semitones - 1)),
+      rate=float(1 + params.stretch_range * (2 * u_rate - 1)),
+      noise_seed=int(rng.integers(2**63)))
+
+
+def add_noise(y: np.ndarray, level: float, rng: np.random.Generator) -> np.ndarray:
+  """`y` plus Gaussian noise of std `level` x max|y| (float32)."""
+  peak = float(np.max(np.abs(y))) if y.size else 0.0
+  noise = rng.standard_normal(len(y), dtype=np.float32) * np.float32(level * peak)
+  return (y + noise).astype(np.float32, copy=False)
+
+
+def pitch_shift_and_stretch(y: np.ndarray, semitones: float, rate: float,
+                            sr: int = audio.SAMPLE_RATE) -> np.ndarray:
+  """Pitch shift by `semitones`, then time stretch by `rate`, back to len(y) (float32).
+
+  A stretched clip that came out shorter is zero-padded at the end; a longer one is cut.
+  """
+  shifted = librosa.effects.pitch_shift(y, sr=sr, n_steps=semitones)
+  stretched = librosa.effects.time_stretch(shifted, rate=rate)
+  return librosa.util.fix_length(stretched, size=len(y)).astype(np.float32, copy=False)
+
+
+def apply(y: np.ndarray, choice: Draw, params: AugmentParams,
+          sr: int = audio.SAMPLE_RATE) -> np.ndarray:
+  """Applies the choices of `draw` to mono audio `y`: same length, float32."""
+  y = np.asarray(y, np.float32)
+  if y.ndim != 1:
+    raise ValueError(f'augment expects mono audio of shape [samples], got {y.shape}.')
+  # pitch_shift and time_stretch need at least one STFT frame (n_fft 2048).
+  if choice.pitch and len(y) >= 2048 and (choice.semitones != 0 or choice.rate != 1):
+    y = pitch_shift_and_stretch(y, choice.semitones, choice.rate, sr)
+  if choice.noise and params.noise_level > 0:
+    y = add_noise(y, params.noise_level, np.random.default_rng(choice.noise_seed))
+  return y
+
+
+def augment_clip(y: np.ndarray, *, seed: int, track: str, copy: int,
+                 params: AugmentParams = AugmentParams(), sr: int = audio.SAMPLE_RATE) -> np.ndarray:
+  """Copy `copy` (>= 1) of clip `track`: deterministic in (seed, track, copy, params)."""
+  return apply(y, draw(params, seed=seed, track=track, copy=copy), params, sr)
+
+
+def describe(copies: int, seed: int, params: AugmentParams) -> str:
+  """One sentence naming the augmentation, for dataset descriptions."""
+  p = params
+  return (f'{copies} augmented copies of every training clip (seed {seed}): with probability '
+          f'{p.pitch_prob:g} a pitch shift uniform in +-{p.pitch_semitones:g} semitones then a '
+          f'time stretch by a rate uniform in [{1 - p.stretch_range:g}, {1 + p.stretch_range:g}], '
+          f'cut/padded back to the clip length; with probability {p.noise_prob:g} Gaussian noise '
+          f'of std {p.noise_level:g} x the clip peak.')
+
+
+def metadata(copies: int, seed: int, params: AugmentParams) -> dict[str, Any]:
+  """JSON-serialisable record of an augmentation, for dataset metadata."""
+  return {'copies': copies, 'seed': seed, 'algorithm_version': ALGORITHM_VERSION,
+          **params.to_dict()}
