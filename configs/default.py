@@ -36,6 +36,26 @@ def get_config() -> ml_collections.ConfigDict:
   config.vgg = ml_collections.ConfigDict(dict(widths=(32, 64, 128, 256), convs_per_block=2, dropout_rate=0.0))
   config.dtype = 'float32'  # activations; 'bfloat16' keeps float32 params and loss
 
+  # Augmentation of the training split only (validation and test are never augmented).
+  # Audio (the paper's; slow, so materialised by the builder as `audio_copies` seeded copies per
+  # training clip): additive noise, pitch shift then time stretch back to the clip's length, each
+  # applied with its probability. Spectrogram (on device, inside the jitted step): SpecAugment
+  # time/frequency masks and mixup.
+  config.augment = ml_collections.ConfigDict(dict(
+      audio_copies=0,          # 0: off; K: K augmented copies of every training clip besides the original
+      seed=0,                  # seed of the audio augmentation (the builder's; copies are deterministic)
+      noise_prob=0.5,          # probability of additive Gaussian noise
+      noise_level=0.005,       # noise std relative to the clip's peak amplitude
+      pitch_prob=0.5,          # probability of pitch shift + time stretch
+      pitch_semitones=2.0,     # shift drawn uniformly from [-x, x] semitones
+      stretch_range=0.1,       # stretch rate drawn from [1 - x, 1 + x], then the clip is cut/padded back
+      time_masks=0,            # SpecAugment: masks per example along time (0: off)
+      time_mask_width=20,      # widest time mask, in frames (of 173)
+      freq_masks=0,            # SpecAugment: masks per example along mel bands (0: off)
+      freq_mask_width=16,      # widest frequency mask, in mel bands (of 128)
+      mixup_alpha=0.0,         # mixup Beta(alpha, alpha) (0: off)
+  ))
+
   # Optimisation: the paper's Adam at 1e-3, batch 64 (global: split over all devices).
   config.batch_size = 64
   config.eval_batch_size = 0  # 0: same as batch_size
@@ -48,6 +68,10 @@ def get_config() -> ml_collections.ConfigDict:
 
   # Execution.
   config.parallelism = 'jit'  # or 'pmap'
+  # 'auto': on accelerators, keep the training split on the devices and run each epoch as one
+  # compiled program when it fits (a quarter of device memory); 'on' forces it (also on CPU), 'off'
+  # streams batches from the host. Device-resident epochs check SIGTERM and NaN at epoch ends.
+  config.device_resident = 'auto'
   config.seed = 0
   config.log_every_steps = 50
   config.checkpoint_every_steps = 0  # 0: checkpoint at the end of every epoch only

@@ -5,6 +5,7 @@ import json
 import os
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -64,6 +65,10 @@ def _final_params(workdir):
   return step, restored.state['params']
 
 
+def _params(workdir):
+  return _final_params(workdir)[1]
+
+
 def test_resume_equals_uninterrupted_training(tiny_config, fake_datasets, tmp_path):
   tiny_config.checkpoint_every_steps = 3  # also resume from the middle of an epoch
   devices = jax.devices()[:1]
@@ -117,3 +122,122 @@ def test_evaluation_counts_every_example(tiny_config, fake_datasets):
   np.testing.assert_allclose(metrics['accuracy'], np.mean(log_probs.argmax(-1) == data['label']), atol=1e-6)
   nll = -log_probs[np.arange(21), data['label']].mean()
   np.testing.assert_allclose(metrics['loss'], nll, rtol=1e-4)
+
+
+def _history(workdir):
+  with open(os.path.join(workdir, 'history.jsonl')) as f:
+    return [json.loads(line) for line in f]
+
+
+@pytest.mark.multidevice
+@pytest.mark.parametrize('mode,num_devices', [('jit', 1), ('jit', 8), ('pmap', 8)])
+def test_device_resident_epochs_equal_streaming(tiny_config, fake_datasets, tmp_path, mode, num_devices):
+  """The whole split on the devices, one compiled program per epoch: the same losses and parameters."""
+  tiny_config.parallelism = mode
+  devices = jax.devices()[:num_devices]
+  runs = {}
+  for choice in ('off', 'on'):
+    tiny_config.device_resident = choice
+    runs[choice] = train.train_and_evaluate(tiny_config, str(tmp_path / choice), fake_datasets, devices)
+  # Not bitwise: XLA fuses the step differently inside the epoch's loop, which reorders float
+  # sums. The same batches, in the same order, give the same numbers to float32 rounding.
+  for split in ('validation', 'test'):
+    assert runs['on'][split]['accuracy'] == runs['off'][split]['accuracy']
+    np.testing.assert_allclose(runs['on'][split]['loss'], runs['off'][split]['loss'], rtol=1e-5)
+  on, off = _history(tmp_path / 'on'), _history(tmp_path / 'off')
+  assert [h['step'] for h in on] == [h['step'] for h in off] == [4, 8]
+  for key in ('train_loss', 'train_accuracy', 'validation_loss', 'validation_accuracy'):
+    np.testing.assert_allclose([h[key] for h in on], [h[key] for h in off], rtol=1e-5, err_msg=key)
+  for a, b in zip(jax.tree.leaves(_params(str(tmp_path / 'on'))),
+                  jax.tree.leaves(_params(str(tmp_path / 'off')))):
+    np.testing.assert_allclose(a, b, atol=1e-4)  # Adam amplifies rounding: see test_eight_devices_match_one_device
+
+
+def test_device_resident_auto_streams_on_cpu_and_rejects_unknown(tiny_config, fake_datasets):
+  par = DataParallel('jit', jax.devices()[:1])
+  assert not train._device_resident(tiny_config, par, fake_datasets['train'])  # auto, CPU
+  tiny_config.device_resident = 'on'
+  assert train._device_resident(tiny_config, par, fake_datasets['train'])
+  tiny_config.device_resident = 'yes'
+  with pytest.raises(ValueError, match="'auto', 'on' or 'off'"):
+    train._device_resident(tiny_config, par, fake_datasets['train'])
+
+
+def test_train_steps_make_no_hidden_transfers(tiny_config, fake_datasets):
+  """Under transfer_guard('disallow') only explicit device_put/device_get may move data."""
+  for mode in ('jit', 'pmap'):
+    par = DataParallel(mode, jax.devices()[:2])
+    model = models.create_model(tiny_config, axis_name=par.axis_name)
+    state = par.put_state(train.create_train_state(jax.random.PRNGKey(0), tiny_config, model, 4))
+    step = par.compile(functools.partial(train.train_step, axis_name=par.axis_name,
+                                         augment=tiny_config.augment))
+    data = fake_datasets['train']
+    batches = [par.put_batch({'mel': data['mel'][i * 16:(i + 1) * 16], 'label': data['label'][i * 16:(i + 1) * 16]})
+               for i in range(3)]
+    with jax.transfer_guard('disallow'):
+      for batch in batches:
+        state, metrics = step(state, batch)
+      loss = par.get_metrics(metrics)['loss']  # explicit device_get
+    assert np.isfinite(loss)
+
+
+def test_spec_augment_masks_spans_with_the_fill_value():
+  mel = jax.random.normal(jax.random.PRNGKey(0), (16, 128, 173)) + 5.0
+  fill = jnp.full((128,), -100.0)
+  out = train.spec_augment(jax.random.PRNGKey(1), mel, fill, time_masks=2, time_mask_width=20,
+                           freq_masks=1, freq_mask_width=16)
+  masked = np.asarray(out == -100.0)
+  np.testing.assert_array_equal(np.asarray(out)[~masked], np.asarray(mel)[~masked])
+  time_masked = masked.all(axis=1)  # [B, frames]: whole columns
+  freq_masked = masked.all(axis=2)  # [B, mels]: whole rows
+  np.testing.assert_array_equal(masked, time_masked[:, None, :] | freq_masked[:, :, None])
+  assert time_masked.sum(axis=1).max() <= 40 and freq_masked.sum(axis=1).max() <= 16
+  assert 0 < time_masked.mean() < 40 / 173 and 0 < freq_masked.mean() < 16 / 128
+  again = train.spec_augment(jax.random.PRNGKey(1), mel, fill, time_masks=2, time_mask_width=20,
+                             freq_masks=1, freq_mask_width=16)
+  np.testing.assert_array_equal(out, again)  # reproducible by key
+
+
+def test_mixup_mixes_inputs_and_targets_alike():
+  mel = jax.random.normal(jax.random.PRNGKey(0), (8, 4, 5))
+  targets = jnp.eye(8)  # example i's target names i: the mixed targets say who was mixed with whom
+  mixed, weights = train.mixup(jax.random.PRNGKey(3), mel, targets, alpha=0.4)
+  np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-6)
+  assert np.count_nonzero(np.asarray(weights) > 1e-6, axis=1).max() <= 2
+  np.testing.assert_allclose(mixed, (weights @ mel.reshape(8, -1)).reshape(mel.shape), rtol=1e-5, atol=1e-5)
+  assert not np.allclose(mixed, mel)
+
+
+def test_augmented_step_trains_and_differs(tiny_config, fake_datasets):
+  data = fake_datasets['train']
+  batch = {'mel': data['mel'][:16], 'label': data['label'][:16]}
+  model = models.create_model(tiny_config)
+  state = train.create_train_state(jax.random.PRNGKey(0), tiny_config, model, 4,
+                                   input_pipeline.band_statistics(data['mel']))
+  plain = jax.jit(functools.partial(train.train_step, axis_name=None,
+                                    augment=tiny_config.augment.copy_and_resolve_references()))
+  tiny_config.augment.time_masks = tiny_config.augment.freq_masks = 2
+  tiny_config.augment.mixup_alpha = 0.4
+  augmented = jax.jit(functools.partial(train.train_step, axis_name=None, augment=tiny_config.augment))
+  _, m_plain = plain(state, batch)
+  _, m_aug = augmented(state, batch)
+  assert np.isfinite(m_aug['loss']) and m_aug['loss'] != m_plain['loss']
+
+
+@pytest.mark.slow
+def test_bfloat16_accuracy_within_a_point_of_float32(synthetic_data_dir, tmp_path):
+  """configs/synthetic.py in bf16 activations reaches the fp32 test accuracy to within 1 point."""
+  from configs import synthetic
+  from tfds_gtzan import data as gtzan_data
+  config = synthetic.get_config()
+  config.data_dir = synthetic_data_dir
+  config.vgg.widths, config.num_epochs = (4, 8, 16), 2  # bf16 is emulated on CPU: keep it small
+  datasets = {s: gtzan_data.read_split(config.dataset, s, synthetic_data_dir) for s in input_pipeline.SPLITS}
+  accuracy = {}
+  for dtype in ('float32', 'bfloat16'):
+    config.dtype = dtype
+    accuracy[dtype] = train.train_and_evaluate(config, str(tmp_path / dtype), datasets,
+                                               jax.devices()[:1])['test']['accuracy']
+  print('synthetic test accuracy', accuracy)
+  assert accuracy['float32'] > 0.9
+  assert abs(accuracy['bfloat16'] - accuracy['float32']) <= 0.01
