@@ -11,10 +11,12 @@ def _tune_xla_cpu() -> None:
   default, which runs this model's ~6x slower than Eigen on our 2-core x86
   machines (gtzan_jax.benchmark measures it); restricting YNNPACK to `dot`
   fusions avoids that. The flag only concerns the CPU backend. An explicit
-  setting in XLA_FLAGS wins.
+  setting in XLA_FLAGS wins; GTZAN_JAX_TUNE_XLA=0 turns this off.
   """
   flag = '--xla_cpu_experimental_ynn_fusion_type'
   flags = os.environ.get('XLA_FLAGS', '')
+  if os.environ.get('GTZAN_JAX_TUNE_XLA', '1') == '0':
+    return
   try:
     major, minor = (int(p) for p in importlib.metadata.version('jaxlib').split('.')[:2])
   except (importlib.metadata.PackageNotFoundError, ValueError):

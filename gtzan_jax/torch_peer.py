@@ -10,7 +10,7 @@ momentum 0.1 is Flax's 0.9. Needs the `bench` extra (torch).
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -45,14 +45,14 @@ def num_params(model: nn.Module) -> int:
   return sum(p.numel() for p in model.parameters())
 
 
-def train_examples_per_s(widths: Sequence[int], batch_size: int, steps: int, *, warmup: int = 2,
-                         seed: int = 0) -> tuple[float, int]:
-  """Steady-state Adam training throughput on random data, and the parameter count.
+def make_train_timer(widths: Sequence[int], batch_size: int, steps: int, *,
+                     seed: int = 0) -> tuple[Callable[[], float], int]:
+  """A timer of `steps` Adam steps on one random batch, returning examples/s, and the parameter count.
 
-  Uses every CPU thread PyTorch is allowed (set by the caller with torch.set_num_threads).
+  Two warm-up steps run first. PyTorch uses as many threads as torch.set_num_threads allows.
   """
   torch.manual_seed(seed)
-  model = VGG(widths)
+  model = VGG(widths).train()
   optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
   mel = torch.randn(batch_size, 128, 173)
   label = torch.randint(0, 10, (batch_size,))
@@ -62,10 +62,12 @@ def train_examples_per_s(widths: Sequence[int], batch_size: int, steps: int, *, 
     nn.functional.cross_entropy(model(mel), label).backward()
     optimizer.step()
 
-  model.train()
-  for _ in range(warmup):
+  def timer() -> float:
+    start = time.perf_counter()
+    for _ in range(steps):
+      step()
+    return steps * batch_size / (time.perf_counter() - start)
+
+  for _ in range(2):
     step()
-  start = time.perf_counter()
-  for _ in range(steps):
-    step()
-  return steps * batch_size / (time.perf_counter() - start), num_params(model)
+  return timer, num_params(model)

@@ -1,0 +1,367 @@
+"""Training and evaluation speed on random data, with the same VGG in PyTorch beside it.
+
+  python -m gtzan_jax.benchmark --config=configs/default.py --out=bench.json \
+      --batch_sizes=64,256 --dtype=float32,bfloat16 --steps=10
+
+One process measures, for every (variant, dtype, batch size): steady-state train
+examples/s (compilation timed apart), FLOPs per step from XLA's cost analysis
+and MFU where the chip's peak is known, and eval examples/s. Then, for the
+first of each: one epoch trained device-resident (`make_device_epoch_fn`) and
+streamed from the host, checking that both give the same losses; on CPU the
+PyTorch twin (`torch_peer`); peak host and device memory; optionally the
+dataset build (--build) and the paper recipe (--recipe_examples). Timers run
+interleaved and each keeps its best of --rounds, so that a shared machine's
+swings of load hit all of them alike. It prints a markdown table and writes
+JSON (--out).
+
+It times the trainer's own code: `train.create_train_state`, `train.train_step`
+and `DataParallel.compile_epoch` on one device. It needs no dataset and
+imports neither tensorflow_datasets nor librosa unless --build asks for them,
+so it runs on an accelerator image that has only JAX.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime
+import functools
+import json
+import os
+import platform
+import resource
+import sys
+import time
+from typing import Any, Callable, Iterable, Iterator
+
+from absl import app
+from absl import flags
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import jaxlib
+import ml_collections
+from ml_collections import config_flags
+import numpy as np
+import optax
+
+from gtzan_jax import models
+from gtzan_jax import train
+from gtzan_jax.parallel import DataParallel
+
+N_MELS, N_FRAMES = 128, 173
+# XLA:CPU hands convolution weight gradients to YNNPACK by default, which runs
+# them ~6x slower than Eigen here; naming only `dot` for YNNPACK avoids that.
+CPU_XLA_FLAGS = '--xla_cpu_experimental_ynn_fusion_type=dot'
+# Dense peak FLOP/s by device kind: H100 SXM and H200, bf16 and TF32 (XLA's float32 default).
+PEAK_FLOPS = {'NVIDIA H100 80GB HBM3': {'bfloat16': 989e12, 'float32': 494e12},
+              'NVIDIA H200': {'bfloat16': 989e12, 'float32': 494e12}}
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file('config', 'configs/default.py', 'Model and optimizer config.')
+flags.DEFINE_string('out', None, 'Write the results here as JSON.')
+flags.DEFINE_integer('steps', 10, 'Timed steps per measurement.')
+flags.DEFINE_integer('rounds', 3, 'Interleaved repeats of every timer; the best counts.')
+flags.DEFINE_list('batch_sizes', ['64'], 'Batch sizes (per step, on one device).')
+flags.DEFINE_list('dtype', ['float32'], 'Activation dtypes: float32, bfloat16.')
+flags.DEFINE_list('variants', ['stock'], 'Models: stock (models.create_model).')
+flags.DEFINE_integer('epoch_steps', 0, 'Steps of the device-resident/streaming epoch (0: --steps).')
+flags.DEFINE_boolean('peer', True, 'On CPU, also time the PyTorch VGG (needs torch).')
+flags.DEFINE_boolean('tune_cpu', True, f'Add {CPU_XLA_FLAGS} to XLA_FLAGS (XLA:CPU only).')
+flags.DEFINE_integer('recipe_examples', 0, 'Time the paper recipe, device-resident, on this many examples.')
+flags.DEFINE_integer('recipe_epochs', 50, 'Epochs of the paper recipe.')
+flags.DEFINE_boolean('build', False, 'Time the dataset build (needs tensorflow_datasets and librosa).')
+flags.DEFINE_integer('build_clips', 4, 'Synthetic clips featurised by --build.')
+
+Batch = dict[str, jax.Array]
+StepFn = Callable[[Any, Batch], tuple[Any, dict[str, jax.Array]]]
+
+
+def create_model(config: ml_collections.ConfigDict, variant: str = 'stock') -> nn.Module:
+  """`models.create_model(config)` (variant 'stock'; kept as a hook for comparing model changes)."""
+  if variant != 'stock':
+    raise ValueError(f"variant must be 'stock', got {variant!r}.")
+  return models.create_model(config)
+
+
+def create_state(config: ml_collections.ConfigDict, model: nn.Module) -> train.TrainState:
+  """The trainer's state for `model` from `config.seed` (constant learning rate schedule)."""
+  return train.create_train_state(jax.random.PRNGKey(config.seed), config, model, steps_per_epoch=100)
+
+
+train_step = functools.partial(train.train_step, axis_name=None)
+
+
+def make_device_epoch_fn(step: StepFn) -> Callable:
+  """The trainer's device-resident epoch (`DataParallel.compile_epoch`) on one device.
+
+  Returns `epoch_fn(state, data, order) -> (state, metrics)` (jitted) with
+  `data` the whole split on the device and `order` the epoch's example indices
+  as [steps, batch_size].
+  """
+  return DataParallel('jit', jax.devices()[:1]).compile_epoch(step)
+
+
+def prefetch_to_device(batches: Iterable[dict[str, np.ndarray]], size: int = 2) -> Iterator[Batch]:
+  """Places each batch on the default device `size` batches ahead of its use."""
+  queue = collections.deque()
+  for batch in batches:
+    queue.append(jax.device_put(batch))
+    if len(queue) > size:
+      yield queue.popleft()
+  yield from queue
+
+
+def stream_epoch(step: StepFn, state: Any, data: dict[str, np.ndarray], order: np.ndarray,
+                 batch_size: int) -> tuple[Any, dict[str, jax.Array]]:
+  """The epoch of `make_device_epoch_fn` fed from host memory, one jitted step per batch."""
+  batches = ({k: v[indices] for k, v in data.items()} for indices in order.reshape(-1, batch_size))
+  metrics = []
+  for batch in prefetch_to_device(batches):
+    state, m = step(state, batch)
+    metrics.append(m)
+  return state, jax.tree.map(lambda *m: jnp.stack(m), *metrics)
+
+
+def random_split(num_examples: int, seed: int = 0) -> dict[str, np.ndarray]:
+  """Log-mel-like float16 inputs and labels, as `tfds_gtzan.data.read_split` gives them."""
+  rng = np.random.default_rng(seed)
+  return {'mel': rng.normal(-40.0, 10.0, (num_examples, N_MELS, N_FRAMES)).astype(np.float16),
+          'label': rng.integers(0, models.NUM_CLASSES, num_examples).astype(np.int32)}
+
+
+def _flops(compiled) -> float | None:
+  analysis = compiled.cost_analysis()
+  analysis = analysis[0] if isinstance(analysis, (list, tuple)) else analysis
+  return (analysis or {}).get('flops')
+
+
+def _rate_timer(run: Callable[[], Any], examples: int) -> Callable[[], float]:
+  def timer() -> float:
+    start = time.perf_counter()
+    jax.block_until_ready(run())
+    return examples / (time.perf_counter() - start)
+  return timer
+
+
+def best_rates(timers: dict[str, Callable[[], float]], rounds: int) -> dict[str, float]:
+  """Calls every timer `rounds` times, interleaved, and keeps each one's best examples/s."""
+  best = dict.fromkeys(timers, 0.0)
+  for r in range(rounds):
+    for name, timer in timers.items():
+      rate = timer()
+      best[name] = max(best[name], rate)
+      print(f'round {r + 1}/{rounds} {name}: {rate:.1f} examples/s', flush=True)  # progress, if cut off
+  return best
+
+
+def train_timer(config: ml_collections.ConfigDict, variant: str, batch_size: int,
+                steps: int) -> tuple[Callable[[], float], dict[str, Any]]:
+  """A timer of `steps` jitted train steps on one random batch, and the compile facts."""
+  model = create_model(config, variant)
+  state = create_state(config, model)
+  batch = jax.device_put(random_split(batch_size))
+  start = time.perf_counter()
+  compiled = jax.jit(train_step, donate_argnums=0).lower(state, batch).compile()
+  info = {'compile_s': time.perf_counter() - start, 'step_flops': _flops(compiled),
+          'num_params': sum(x.size for x in jax.tree.leaves(state.params))}
+  print(f"compiled {config.dtype} batch {batch_size} in {info['compile_s']:.1f} s, "
+        f"{(info['step_flops'] or 0) / 1e9:.1f} GFLOP/step", flush=True)
+  state, _ = compiled(state, batch)  # warm-up
+  eval_fn = jax.jit(lambda s, mel: jnp.argmax(s.apply_fn(
+      {'params': s.params, 'batch_stats': s.batch_stats}, mel, train=False), -1))
+  jax.block_until_ready(eval_fn(state, batch['mel']))
+  info['eval_timer'] = _rate_timer(lambda: [eval_fn(state, batch['mel']) for _ in range(steps)][-1],
+                                   steps * batch_size)
+
+  def run():
+    nonlocal state
+    for _ in range(steps):
+      state, metrics = compiled(state, batch)
+    return metrics
+
+  return _rate_timer(run, steps * batch_size), info
+
+
+def epoch_comparison(config: ml_collections.ConfigDict, variant: str, batch_size: int, steps: int,
+                     rounds: int) -> dict[str, Any]:
+  """One epoch of `steps` batches, device-resident vs streamed: examples/s and whether losses agree."""
+  data = random_split(steps * batch_size, seed=1)
+  order = np.random.default_rng((config.seed, 0)).permutation(len(data['label'])).astype(np.int32)
+  model = create_model(config, variant)
+  device_data, device_order = jax.device_put(data), jax.device_put(order.reshape(steps, batch_size))
+  epoch_fn = make_device_epoch_fn(train_step)
+  step = jax.jit(train_step, donate_argnums=0)
+  states = {'resident': create_state(config, model), 'streamed': create_state(config, model)}
+  start = time.perf_counter()
+  epoch_fn = epoch_fn.lower(states['resident'], device_data, device_order).compile()
+  compile_s = time.perf_counter() - start
+  states['resident'], resident = epoch_fn(states['resident'], device_data, device_order)
+  states['streamed'], streamed = stream_epoch(step, states['streamed'], data, order, batch_size)
+
+  def resident_epoch():
+    states['resident'], metrics = epoch_fn(states['resident'], device_data, device_order)
+    return metrics
+
+  def streamed_epoch():
+    states['streamed'], metrics = stream_epoch(step, states['streamed'], data, order, batch_size)
+    return metrics
+
+  rates = best_rates({'device_resident': _rate_timer(resident_epoch, steps * batch_size),
+                      'streaming': _rate_timer(streamed_epoch, steps * batch_size)}, rounds)
+  return {'examples': steps * batch_size, 'batch_size': batch_size, 'compile_s': compile_s,
+          'device_resident_examples_per_s': rates['device_resident'],
+          'streaming_examples_per_s': rates['streaming'],
+          'losses_identical': bool(np.array_equal(resident['loss'], streamed['loss'])),
+          'max_loss_difference': float(np.max(np.abs(np.asarray(resident['loss']) - np.asarray(streamed['loss']))))}
+
+
+def paper_recipe(config: ml_collections.ConfigDict, variant: str, num_examples: int,
+                 epochs: int) -> dict[str, Any]:
+  """`epochs` device-resident epochs over `num_examples` random examples at config.batch_size."""
+  data = jax.device_put(random_split(num_examples, seed=2))
+  steps = num_examples // config.batch_size
+  state = create_state(config, create_model(config, variant))
+  orders = [np.random.default_rng((config.seed, e)).permutation(num_examples)[:steps * config.batch_size]
+            .astype(np.int32).reshape(steps, config.batch_size) for e in range(epochs)]
+  start = time.perf_counter()
+  epoch_fn = make_device_epoch_fn(train_step).lower(state, data, orders[0]).compile()
+  compile_s = time.perf_counter() - start
+  start = time.perf_counter()
+  for order in orders:
+    state, metrics = epoch_fn(state, data, order)
+  final_loss = float(metrics['loss'][-1])
+  seconds = time.perf_counter() - start
+  return {'examples': num_examples, 'epochs': epochs, 'batch_size': config.batch_size, 'dtype': config.dtype,
+          'variant': variant, 'seconds': seconds, 'compile_s': compile_s,
+          'examples_per_s': epochs * steps * config.batch_size / seconds, 'final_loss': final_loss}
+
+
+def build_segments_per_s(num_clips: int) -> dict[str, Any]:
+  """Featurises `num_clips` synthetic clips as the gtzan_mel build does (synthesis included)."""
+  from tfds_gtzan.gtzan_mel import featurize, sources  # pylint: disable=g-import-not-at-top
+  clips = sources.synthetic_clips()[:num_clips]
+  start = time.perf_counter()
+  features = featurize.featurize(clips)
+  seconds = time.perf_counter() - start
+  segments = sum(len(f.mel) for f in features if f.mel is not None)
+  return {'clips': num_clips, 'segments': segments, 'segments_per_s': segments / seconds}
+
+
+def versions() -> dict[str, str]:
+  names = {'jax': jax, 'flax': flax, 'optax': optax, 'numpy': np}
+  found = {name: module.__version__ for name, module in names.items()}
+  found['jaxlib'] = jaxlib.__version__
+  if 'torch' in sys.modules:
+    found['torch'] = sys.modules['torch'].__version__
+  return {'python': platform.python_version(), **found}
+
+
+def run(config: ml_collections.ConfigDict, *, batch_sizes: list[int], dtypes: list[str], variants: list[str],
+        steps: int, rounds: int = 3, epoch_steps: int = 0, peer: bool = True, recipe_examples: int = 0,
+        recipe_epochs: int = 50, build_clips: int = 0) -> dict[str, Any]:
+  """Every measurement of this module; returns the JSON-ready results."""
+  device = jax.devices()[0]
+  timers, runs = {}, []
+  for variant in variants:
+    for dtype in dtypes:
+      for batch_size in batch_sizes:
+        cfg = config.copy_and_resolve_references()
+        cfg.dtype = dtype
+        key = f'{variant}/{dtype}/{batch_size}'
+        timers[key], info = train_timer(cfg, variant, batch_size, steps)
+        timers[key + '/eval'] = info.pop('eval_timer')
+        runs.append({'key': key, 'variant': variant, 'dtype': dtype, 'batch_size': batch_size, **info})
+  peer_info = None
+  if peer and device.platform == 'cpu':
+    import torch  # pylint: disable=g-import-not-at-top
+    from gtzan_jax import torch_peer  # pylint: disable=g-import-not-at-top
+    torch.set_num_threads(os.cpu_count())
+    timers['peer'], peer_params = torch_peer.make_train_timer(config.vgg.widths, batch_sizes[0], steps)
+    peer_info = {'framework': f'torch {torch.__version__}', 'threads': torch.get_num_threads(),
+                 'batch_size': batch_sizes[0], 'dtype': 'float32', 'num_params': peer_params}
+  rates = best_rates(timers, rounds)
+  peak = PEAK_FLOPS.get(device.device_kind, {})
+  for r in runs:
+    r['train_examples_per_s'] = rates[r['key']]
+    r['eval_examples_per_s'] = rates[r['key'] + '/eval']
+    achieved = r['step_flops'] and r['step_flops'] * r['train_examples_per_s'] / r['batch_size']
+    r['mfu'] = achieved / peak[r['dtype']] if achieved and r['dtype'] in peak else None
+    if peer_info and r['batch_size'] == peer_info['batch_size']:
+      r['ratio_vs_peer'] = r['train_examples_per_s'] / rates['peer']
+
+  first = runs[0]
+  cfg = config.copy_and_resolve_references()
+  cfg.dtype = first['dtype']
+  results = {
+      'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
+      'platform': device.platform, 'device_kind': device.device_kind, 'device_count': jax.device_count(),
+      'cpu_count': os.cpu_count(), 'load_average': os.getloadavg(), 'xla_flags': os.environ.get('XLA_FLAGS', ''),
+      'versions': versions(), 'widths': list(config.vgg.widths), 'steps': steps, 'rounds': rounds,
+      'variant': first['variant'], 'dtype': first['dtype'], 'batch_size': first['batch_size'],
+      'train_examples_per_s': first['train_examples_per_s'], 'eval_examples_per_s': first['eval_examples_per_s'],
+      'compile_s': first['compile_s'], 'mfu': first['mfu'], 'num_params': first['num_params'],
+      'peak_flops': peak or None, 'runs': runs,
+      'epoch': epoch_comparison(cfg, first['variant'], first['batch_size'], epoch_steps or steps, rounds),
+      'peer': peer_info and {**peer_info, 'train_examples_per_s': rates['peer']},
+      'ratio_vs_peer': first.get('ratio_vs_peer'),
+  }
+  results['recipe'] = (paper_recipe(cfg, first['variant'], recipe_examples, recipe_epochs)
+                       if recipe_examples else None)
+  results['build'] = build_segments_per_s(build_clips) if build_clips else None
+  stats = device.memory_stats() or {}
+  results['peak_device_memory_mb'] = stats['peak_bytes_in_use'] / 2**20 if 'peak_bytes_in_use' in stats else None
+  results['peak_host_memory_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+  return results
+
+
+def markdown(results: dict[str, Any]) -> str:
+  """The results as markdown tables."""
+  lines = [f"{results['device_kind']} ({results['platform']}), {results['date']}, load average "
+           f"{results['load_average'][0]:.1f} on {results['cpu_count']} CPUs", '',
+           '| variant | dtype | batch | train ex/s | eval ex/s | compile s | GFLOP/step | MFU | vs PyTorch |',
+           '|---|---|---|---|---|---|---|---|---|']
+  for r in results['runs']:
+    mfu = f"{100 * r['mfu']:.1f}%" if r['mfu'] is not None else '-'
+    gflop = f"{r['step_flops'] / 1e9:.1f}" if r['step_flops'] else '-'
+    ratio = f"{r['ratio_vs_peer']:.2f}x" if 'ratio_vs_peer' in r else '-'
+    lines.append(f"| {r['variant']} | {r['dtype']} | {r['batch_size']} | {r['train_examples_per_s']:.1f} | "
+                 f"{r['eval_examples_per_s']:.1f} | {r['compile_s']:.1f} | {gflop} | {mfu} | {ratio} |")
+  if results['peer']:
+    p = results['peer']
+    lines.append(f"| PyTorch ({p['framework']}, {p['threads']} threads) | float32 | {p['batch_size']} | "
+                 f"{p['train_examples_per_s']:.1f} | - | - | - | - | 1.00x |")
+  e = results['epoch']
+  lines += ['', f"Epoch of {e['examples']} examples at batch {e['batch_size']}: device-resident "
+            f"{e['device_resident_examples_per_s']:.1f} ex/s, streaming {e['streaming_examples_per_s']:.1f} ex/s, "
+            f"losses identical: {e['losses_identical']}."]
+  if results['recipe']:
+    r = results['recipe']
+    lines.append(f"Paper recipe ({r['examples']} examples x {r['epochs']} epochs, batch {r['batch_size']}, "
+                 f"{r['dtype']}, device-resident): {r['seconds']:.1f} s + {r['compile_s']:.1f} s compile "
+                 f"({r['examples_per_s']:.0f} ex/s).")
+  if results['build']:
+    lines.append(f"Dataset build: {results['build']['segments_per_s']:.1f} segments/s.")
+  device_mb = results['peak_device_memory_mb']
+  lines.append(f"Peak memory: host {results['peak_host_memory_mb']:.0f} MB, device "
+               f"{'n/a' if device_mb is None else f'{device_mb:.0f} MB'}.")
+  return '\n'.join(lines)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
+  if FLAGS.tune_cpu and 'ynn_fusion_type' not in os.environ.get('XLA_FLAGS', ''):
+    os.environ['XLA_FLAGS'] = f"{os.environ.get('XLA_FLAGS', '')} {CPU_XLA_FLAGS}".strip()  # before JAX starts
+  results = run(FLAGS.config, batch_sizes=[int(b) for b in FLAGS.batch_sizes], dtypes=FLAGS.dtype,
+                variants=FLAGS.variants, steps=FLAGS.steps, rounds=FLAGS.rounds, epoch_steps=FLAGS.epoch_steps,
+                peer=FLAGS.peer, recipe_examples=FLAGS.recipe_examples, recipe_epochs=FLAGS.recipe_epochs,
+                build_clips=FLAGS.build_clips if FLAGS.build else 0)
+  print(markdown(results), flush=True)
+  if FLAGS.out:
+    with open(FLAGS.out, 'w') as f:
+      json.dump(results, f, indent=2)
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,98 @@
+"""The benchmark: end to end, its copy of the train step, device-resident epochs, and the PyTorch twin."""
+
+import functools
+import json
+import os
+import subprocess
+import sys
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import default
+from gtzan_jax import benchmark
+from gtzan_jax import models
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Runs the benchmark's command line as on an accelerator image that lacks the dataset and audio
+# libraries: importing them fails (a None entry in sys.modules makes `import` raise ImportError).
+_RUN_WITHOUT_DATASET_LIBRARIES = """
+import runpy, sys
+for name in ('tensorflow_datasets', 'librosa', 'soundfile'):
+  sys.modules[name] = None
+sys.argv = ['benchmark'] + sys.argv[1:]
+try:
+  runpy.run_module('gtzan_jax.benchmark', run_name='__main__')
+except SystemExit as e:
+  if e.code:
+    raise
+"""
+
+
+def _tiny_config(widths=(4, 8)):
+  config = default.get_config()
+  config.vgg.widths = widths
+  return config
+
+
+def test_benchmark_runs_end_to_end_without_dataset_libraries(tmp_path):
+  out = tmp_path / 'bench.json'
+  subprocess.run(
+      [sys.executable, '-c', _RUN_WITHOUT_DATASET_LIBRARIES, '--config=configs/default.py', '--config.vgg.widths=(4,)',
+       '--batch_sizes=4', '--steps=1', '--rounds=1', '--nopeer', f'--out={out}'],
+      cwd=REPO, check=True, timeout=300)
+  results = json.loads(out.read_text())
+  for key in ('train_examples_per_s', 'eval_examples_per_s', 'compile_s', 'platform', 'device_kind',
+              'batch_size', 'dtype', 'versions', 'date', 'peak_host_memory_mb', 'peak_device_memory_mb',
+              'peer', 'ratio_vs_peer', 'epoch', 'runs'):
+    assert key in results, key
+  assert results['platform'] == 'cpu' and results['batch_size'] == 4 and results['dtype'] == 'float32'
+  assert results['train_examples_per_s'] > 0 and results['runs'][0]['step_flops'] > 0
+  assert results['epoch']['max_loss_difference'] < 1e-4
+
+
+def _batch(n, seed=0):
+  return jax.device_put(benchmark.random_split(n, seed))
+
+
+def test_device_resident_epoch_matches_streaming():
+  config = _tiny_config()
+  model = models.create_model(config)
+  data = benchmark.random_split(12, seed=1)
+  order = np.random.default_rng((0, 3)).permutation(12).astype(np.int32)
+  epoch_fn = benchmark.make_device_epoch_fn(benchmark.train_step)
+  resident, resident_metrics = epoch_fn(benchmark.create_state(config, model), jax.device_put(data),
+                                        order.reshape(3, 4))
+  streamed, streamed_metrics = benchmark.stream_epoch(
+      jax.jit(benchmark.train_step), benchmark.create_state(config, model), data, order, batch_size=4)
+  assert resident_metrics['loss'].shape == (3,)
+  np.testing.assert_allclose(resident_metrics['loss'], streamed_metrics['loss'], rtol=1e-5)
+  for a, b in zip(jax.tree.leaves(resident.params), jax.tree.leaves(streamed.params)):
+    np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+def test_max_pool_2x2_matches_flax_after_relu():
+  x = jax.nn.relu(jax.random.normal(jax.random.PRNGKey(0), (2, 7, 9, 3)))
+  g = jax.random.normal(jax.random.PRNGKey(1), (2, 3, 4, 3))
+  flax_pool = functools.partial(nn.max_pool, window_shape=(2, 2), strides=(2, 2))
+  y, pool_grad = jax.vjp(models.max_pool_2x2, x)
+  y_ref, flax_grad = jax.vjp(flax_pool, x)
+  np.testing.assert_array_equal(y, y_ref)
+  np.testing.assert_array_equal(pool_grad(g)[0] * (x > 0), flax_grad(g)[0] * (x > 0))  # what the ReLU passes on
+
+
+def test_torch_peer_has_the_flax_parameter_shapes():
+  pytest.importorskip('torch', reason='the PyTorch peer needs the bench extra (torch)')
+  from gtzan_jax import torch_peer
+  config = default.get_config()
+  variables = jax.eval_shape(functools.partial(models.create_model(config).init, train=False),
+                             jax.random.PRNGKey(0), jnp.zeros((1, 128, 173)))
+  flax_sizes = sorted(x.size for x in jax.tree.leaves(variables['params']))
+  peer = torch_peer.VGG(config.vgg.widths)
+  assert sorted(p.numel() for p in peer.parameters()) == flax_sizes
+  assert torch_peer.num_params(peer) == sum(flax_sizes)
+  print('parameters: flax', sum(flax_sizes), 'torch', torch_peer.num_params(peer))
