@@ -1,0 +1,85 @@
+"""Cross-validation: stratified track-disjoint folds, and the reports it writes."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from gtzan_jax import crossval
+from tests.conftest import REPO, SHARED_MINI
+
+
+def _tracked_data(tracks_per_genre=4, segments=3, seed=0):
+  """Fake segments of 10 genres x `tracks_per_genre` tracks; the label is a band of extra energy."""
+  rng = np.random.default_rng(seed)
+  labels = np.repeat(np.arange(10), tracks_per_genre * segments).astype(np.int32)
+  tracks = np.array([f'g{l}.{(i // segments) % tracks_per_genre:05d}' for i, l in enumerate(labels)])
+  mel = rng.normal(-40.0, 10.0, size=(len(labels), 128, 173))
+  for i, y in enumerate(labels):
+    mel[i, 12 * y:12 * y + 12] += 20.0
+  return {'mel': mel.astype(np.float16), 'label': labels, 'track': tracks}
+
+
+def test_folds_are_stratified_balanced_and_track_disjoint():
+  data = _tracked_data(tracks_per_genre=7)
+  fold_of = crossval.assign_folds(data['track'], data['label'], folds=5, seed=3)
+  assert len(fold_of) == 70
+  sizes = np.bincount(list(fold_of.values()), minlength=5)
+  assert sizes.max() - sizes.min() <= 1
+  for genre in range(10):  # each genre spread over the folds as evenly as possible
+    per_fold = np.bincount([f for t, f in fold_of.items() if t.startswith(f'g{genre}.')], minlength=5)
+    assert per_fold.max() - per_fold.min() <= 1
+  assert crossval.assign_folds(data['track'], data['label'], folds=5, seed=3) == fold_of
+  tested = []
+  for fold in range(5):
+    splits = crossval.fold_splits(data, fold_of, fold, validation_fraction=0.1)
+    names = {s: set(splits[s]['track']) for s in splits}
+    assert not (names['train'] & names['validation'] or names['train'] & names['test']
+                or names['validation'] & names['test'])
+    assert sum(len(splits[s]['label']) for s in splits) == len(data['label'])
+    assert set(splits['validation']['label']) == set(range(10))  # one validation track per genre
+    tested += names['test']
+  assert sorted(tested) == sorted(fold_of)  # every track is tested exactly once
+
+
+def test_too_few_tracks_for_the_folds_is_an_error():
+  data = _tracked_data(tracks_per_genre=2)
+  with pytest.raises(ValueError, match='fewer than --folds=5'):
+    crossval.assign_folds(data['track'], data['label'], folds=5)
+
+
+def test_crossvalidate_writes_reports_and_resumes(tiny_config, tmp_path):
+  data = _tracked_data(tracks_per_genre=3, segments=4)
+  tiny_config.num_epochs = 1
+  tiny_config.batch_size = 8
+  result = crossval.crossvalidate(tiny_config, str(tmp_path), folds=3, data=data)
+  assert len(result['per_fold']) == 3
+  for name in ('crossval.json', 'crossval.md', 'crossval_confusion_segment.png', 'crossval_confusion_track.png'):
+    assert os.path.getsize(tmp_path / name) > 0, name
+  summary = json.loads((tmp_path / 'crossval.json').read_text())['summary']
+  track = summary['last']['track']
+  assert np.sum(track['confusion']) == 30  # every track tested once
+  assert 0.0 <= track['accuracy']['mean'] <= 1.0 and track['accuracy']['std'] >= 0.0
+  assert '+-' in (tmp_path / 'crossval.md').read_text()
+  again = crossval.crossvalidate(tiny_config, str(tmp_path), folds=3, data=data)  # nothing left to train
+  assert all(f['train_seconds_this_run'] < 1.0 for f in again['per_fold'])
+  assert again['summary'] == result['summary']
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.isdir(SHARED_MINI), reason='needs ../shared/gtzan_mini (absent here)')
+def test_crossval_cli_on_real_clips(tmp_path):
+  """The command line on the 100 real clips: 2 folds, 1 epoch of a tiny VGG (a smoke test, not accuracy)."""
+  out = subprocess.run(
+      [sys.executable, '-m', 'gtzan_jax.crossval', '--config=configs/synthetic.py', f'--workdir={tmp_path}/cv',
+       '--config.dataset=gtzan_mel/tracks', f'--config.manual_dir={SHARED_MINI}',
+       f'--config.data_dir={tmp_path}/data', '--config.num_epochs=1', '--config.vgg.widths=(4,8)',
+       '--config.batch_size=64', '--folds=2'],
+      cwd=REPO, capture_output=True, text=True, timeout=900)
+  assert out.returncode == 0, out.stderr[-3000:]
+  assert 'track accuracy' in out.stdout
+  result = json.loads((tmp_path / 'cv' / 'crossval.json').read_text())
+  assert result['num_tracks'] == 100 and result['num_segments'] == 1400
