@@ -63,7 +63,9 @@ class Checkpointer:
           f'Checkpoint {self.directory}/{step} does not match this config (another model or '
           f'optimizer?). Train into a new --workdir, or restore the config it was written with. '
           f'({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ""})') from e
-    return restored.state, restored.meta
+    # As host numpy arrays, like the state `save` takes: orbax gives single-device arrays, which
+    # `DataParallel.put_state` cannot place on a mesh that spans several processes.
+    return jax.device_get(restored.state), restored.meta
 
   def restore_meta(self, step: int) -> dict[str, Any]:
     """The JSON meta written at `step` alone (e.g. to rebuild the model before restoring the state)."""

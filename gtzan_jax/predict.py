@@ -5,8 +5,10 @@
 Files of any length, sample rate, channel count and format that
 `tfds_gtzan.audio.load_audio` decodes. Each file is cut into whole 2 s segments
 (a rest shorter than 2 s is dropped; a file shorter than 2 s is zero-padded to
-one segment, and the output says so). The file's probabilities are the softmax
-of the mean of its segments' log-probabilities, as for tracks in evaluate.
+one segment, and the output says so). Files are decoded and classified
+`BLOCK_SECONDS` at a time, so memory stays bounded however long they are. The
+file's probabilities are the softmax of the mean of its segments'
+log-probabilities, as for tracks in evaluate.
 
 --segments adds each segment's top-3 genres; --json prints one JSON object per
 file (all ten probabilities) instead of text. An unreadable file gets a one-line
@@ -32,6 +34,7 @@ from tfds_gtzan.synthetic import GENRES  # alphabetical = label order
 
 FLAGS = flags.FLAGS
 BATCH_SIZE = 16  # segments per forward pass: a 30 s clip's 15 in one batch
+BLOCK_SECONDS = 60  # audio decoded and classified at a time
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,13 +66,22 @@ def segments_of(y: np.ndarray) -> tuple[np.ndarray, bool]:
 
 
 def predict_file(trained: evaluate.Trained, path: str) -> Prediction:
-  """Classifies one file; raises `audio.AudioError` if it cannot be decoded."""
-  y = audio.load_audio(path)
-  mel, padded = segments_of(y)
-  log_probs = trained.log_probs(mel, BATCH_SIZE)
+  """Classifies one file, BLOCK_SECONDS at a time; raises `audio.AudioError` if it cannot be decoded."""
+  log_probs, samples, rest = [], 0, np.zeros(0, np.float32)
+  for block in audio.load_audio_blocks(path, BLOCK_SECONDS):
+    samples += len(block)
+    y = np.concatenate([rest, block])
+    whole = len(y) // audio.SEGMENT_SAMPLES * audio.SEGMENT_SAMPLES
+    if whole:
+      log_probs.append(trained.log_probs(segments_of(y[:whole])[0], BATCH_SIZE))
+    rest = y[whole:]
+  padded = not log_probs
+  if padded:  # shorter than one segment
+    log_probs.append(trained.log_probs(segments_of(rest)[0], BATCH_SIZE))
+  log_probs = np.concatenate(log_probs)
   mean = log_probs.mean(axis=0)
   probabilities = np.exp(mean - mean.max())
-  return Prediction(path, len(y) / audio.SAMPLE_RATE, padded, probabilities / probabilities.sum(),
+  return Prediction(path, samples / audio.SAMPLE_RATE, padded, probabilities / probabilities.sum(),
                     np.exp(log_probs))
 
 

@@ -20,10 +20,12 @@ from __future__ import annotations
 import math
 import os
 import warnings
+from collections.abc import Iterator
 
 import librosa
 import numpy as np
 import soundfile as sf
+import soxr
 
 SAMPLE_RATE = 22050
 N_FFT = 512
@@ -94,6 +96,45 @@ def load_audio(path: str | os.PathLike[str], sr: int = SAMPLE_RATE, *,
   if max_seconds is not None:
     mono = mono[:math.ceil(max_seconds * sr)]
   return mono.astype(np.float32, copy=False)
+
+
+def load_audio_blocks(path: str | os.PathLike[str], block_seconds: float,
+                      sr: int = SAMPLE_RATE) -> Iterator[np.ndarray]:
+  """Decodes a whole file `block_seconds` at a time: float32 mono blocks at `sr` Hz.
+
+  Concatenated, the blocks equal `load_audio(path, sr)` (soxr resamples them as one
+  stream), while memory stays at about one block however long the file. Formats
+  libsndfile cannot read are decoded whole by `load_audio`, then cut into blocks.
+
+  Raises:
+    AudioError: as `load_audio` (NaN or infinite samples: when their block is read).
+  """
+  _check_file(path)
+  try:
+    f = sf.SoundFile(path)
+  except sf.LibsndfileError:
+    y = load_audio(path, sr)
+    size = max(1, int(block_seconds * sr))
+    yield from (y[start:start + size] for start in range(0, len(y), size))
+    return
+  with f:
+    frames = max(1, int(block_seconds * f.samplerate))
+    stream = soxr.ResampleStream(f.samplerate, sr, 1, dtype='float32') if f.samplerate != sr else None
+    while True:
+      try:
+        samples = f.read(frames, dtype='float32', always_2d=True)
+      except sf.LibsndfileError as e:
+        raise AudioError(path, _diagnose(path, e)) from None
+      if not np.isfinite(samples).all():
+        raise AudioError(path, 'contains NaN or infinite samples')
+      last = len(samples) < frames
+      mono = samples.mean(axis=1)
+      if stream is not None:
+        mono = stream.resample_chunk(mono, last=last)
+      if len(mono):
+        yield mono
+      if last:
+        return
 
 
 def segment(y: np.ndarray, max_segments: int = MAX_SEGMENTS) -> np.ndarray:
