@@ -81,6 +81,14 @@ class _StopSignals:
       self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
     return self
 
+  def agreed(self) -> int | None:
+    """The signal received by any process, or None: every process must call this at the same step."""
+    if jax.process_count() == 1:
+      return self.received
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    received = multihost_utils.process_allgather(np.int32(self.received or 0))
+    return int(np.max(received)) or None
+
   def __exit__(self, *exc):
     for signum, handler in self._previous.items():
       signal.signal(signum, handler)
@@ -390,7 +398,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
           jax.block_until_ready(metrics)
           progress.restart(step)
         epoch_end = step % steps_per_epoch == 0
-        if step % config.log_every_steps == 0 or epoch_end or stop.received:
+        checkpoint_now = (config.checkpoint_every_steps and step % config.checkpoint_every_steps == 0
+                          and not epoch_end)
+        # Several processes agree on stopping at log steps; one process stops after the current step.
+        signum = None
+        if (step % config.log_every_steps == 0 or epoch_end or checkpoint_now
+            or (stop.received and jax.process_count() == 1)):
+          signum = stop.agreed()
           host = [par.get_metrics(m) for m in pending]
           mean = {k: float(np.mean([m[k] for m in host])) for k in host[0]}
           _check_finite(mean, step, last_saved, workdir)
@@ -399,15 +413,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
           logging.info('%s', text)
           writer.write_scalars(step, {f'train/{k}': v for k, v in mean.items()} | {'train/examples_per_s': rate})
           pending = []
-        if stop.received and not epoch_end:
+        if signum and not epoch_end:
           ckpt.save(step, par.get_state(state), meta_for(step, None))
           ckpt.wait()
           ckpt.close()
           writer.close()
           raise TrainingInterrupted(
-              f'Stopped by {signal.Signals(stop.received).name} at step {step}; checkpoint written to '
+              f'Stopped by {signal.Signals(signum).name} at step {step}; checkpoint written to '
               f'{ckpt.directory}/{step}. Run the same command again to resume.')
-        if config.checkpoint_every_steps and step % config.checkpoint_every_steps == 0 and not epoch_end:
+        if checkpoint_now:  # after the finiteness check above
           ckpt.save(step, par.get_state(state), meta_for(step, None))
           last_saved = step
       validation = evaluate(par, p_eval_step, state, datasets['validation'], eval_batch_size)
@@ -423,12 +437,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
           'train_accuracy': float(np.mean([m['accuracy'] for m in epoch_metrics])),
           'validation_loss': validation['loss'], 'validation_accuracy': validation['accuracy']})
       progress.restart(step)
-      if stop.received:
+      signum = stop.agreed()
+      if signum:
         ckpt.wait()
         ckpt.close()
         writer.close()
         raise TrainingInterrupted(
-            f'Stopped by {signal.Signals(stop.received).name} at the end of epoch {epoch + 1} (step {step}); '
+            f'Stopped by {signal.Signals(signum).name} at the end of epoch {epoch + 1} (step {step}); '
             f'checkpoint written to {ckpt.directory}/{step}. Run the same command again to resume.')
   train_seconds = time.perf_counter() - train_start
   ckpt.wait()
