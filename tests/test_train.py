@@ -224,20 +224,24 @@ def test_augmented_step_trains_and_differs(tiny_config, fake_datasets):
   assert np.isfinite(m_aug['loss']) and m_aug['loss'] != m_plain['loss']
 
 
-@pytest.mark.slow
-def test_bfloat16_accuracy_within_a_point_of_float32(synthetic_data_dir, tmp_path):
-  """configs/synthetic.py in bf16 activations reaches the fp32 test accuracy to within 1 point."""
-  from configs import synthetic
-  from tfds_gtzan import data as gtzan_data
-  config = synthetic.get_config()
-  config.data_dir = synthetic_data_dir
-  config.vgg.widths, config.num_epochs = (4, 8, 16), 2  # bf16 is emulated on CPU: keep it small
-  datasets = {s: gtzan_data.read_split(config.dataset, s, synthetic_data_dir) for s in input_pipeline.SPLITS}
+def test_bfloat16_accuracy_within_a_point_of_float32(tiny_config, tmp_path):
+  """bf16 activations (fp32 params and loss) train to the fp32 test accuracy, within 1 point.
+
+  On fake data whose label is the level (+2 dB per class, under noise of 10 dB per cell): bf16 is
+  emulated on CPU, so configs/synthetic.py in both dtypes would take minutes here.
+  """
+  def split(n, seed):
+    rng = np.random.default_rng(seed)
+    label = rng.integers(0, 10, n).astype(np.int32)
+    mel = rng.normal(-40.0, 10.0, size=(n, 128, 173)) + 2.0 * label[:, None, None]
+    return {'mel': mel.astype(np.float16), 'label': label}
+  datasets = {'train': split(256, 10), 'validation': split(32, 11), 'test': split(400, 12)}
+  tiny_config.num_epochs, tiny_config.learning_rate = 4, 1e-2
   accuracy = {}
   for dtype in ('float32', 'bfloat16'):
-    config.dtype = dtype
-    accuracy[dtype] = train.train_and_evaluate(config, str(tmp_path / dtype), datasets,
+    tiny_config.dtype = dtype
+    accuracy[dtype] = train.train_and_evaluate(tiny_config, str(tmp_path / dtype), datasets,
                                                jax.devices()[:1])['test']['accuracy']
-  print('synthetic test accuracy', accuracy)
-  assert accuracy['float32'] > 0.9
+  print('test accuracy', accuracy)
+  assert accuracy['float32'] > 0.4  # 4x chance after 64 steps: it learned (0.595 when written)
   assert abs(accuracy['bfloat16'] - accuracy['float32']) <= 0.01
