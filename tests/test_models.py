@@ -45,3 +45,19 @@ def test_unknown_model_is_a_clear_error():
     assert 'resnet' in str(e) and 'vgg' in str(e)
   else:
     raise AssertionError('expected ValueError')
+
+
+def test_every_config_file_builds_its_model():
+  """Each configs/*.py loads and its model initialises on the 128 x 173 input (shapes only)."""
+  import glob
+  import importlib
+  import os
+  from tests.conftest import REPO
+  names = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(REPO, 'configs', '*.py'))
+                 if not p.endswith('__init__.py'))
+  assert {'default', 'synthetic', 'small_data', 'cnn', 'lstm', 'gru'} <= set(names)
+  for name in names:
+    config = importlib.import_module(f'configs.{name}').get_config()
+    variables = jax.eval_shape(lambda x, c=config: models.create_model(c).init(jax.random.PRNGKey(0), x, train=False),
+                               jnp.zeros((2, 128, 173)))
+    assert 'params' in variables, name
