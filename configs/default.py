@@ -69,7 +69,8 @@ def get_config() -> ml_collections.ConfigDict:
   # Execution.
   config.parallelism = 'jit'  # or 'pmap'
   # 'auto': on accelerators, keep the training split on the devices and run each epoch as one
-  # compiled program when it fits (a quarter of device memory); 'on' forces it (also on CPU), 'off'
+  # compiled program when it fits (a quarter of device memory); 'on' forces it (on CPU ~17x slower:
+  # BENCHMARKS.md), 'off'
   # streams batches from the host. Device-resident epochs check SIGTERM and NaN at epoch ends.
   config.device_resident = 'auto'
   config.seed = 0

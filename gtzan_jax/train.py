@@ -247,8 +247,8 @@ def _device_resident(config: ml_collections.ConfigDict, par: DataParallel, train
 
   auto: on for accelerators when one process trains, no mid-epoch checkpoints
   are asked for and a copy of the split takes at most a quarter of a device's
-  memory. Off on CPU, where feeding batches from the host costs nothing
-  measurable (gtzan_jax.benchmark) and SIGTERM should not wait for a whole epoch.
+  memory. Off on CPU: XLA:CPU ran the scanned epoch ~17x slower than streamed
+  steps (BENCHMARKS.md), and there the host feed costs nothing measurable.
   A device-resident epoch checks for SIGTERM/SIGINT and non-finite losses at its end.
   """
   choice = config.get('device_resident', 'off')
