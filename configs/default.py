@@ -11,9 +11,10 @@ training segments; docs/study.md): 30 epochs in 16-32 s including compilation,
 ~7k train examples/s; test accuracy 78.6 % / 82.1 % per segment and 80 % per
 track for seeds 0 / 1 (the test split is only 10 tracks, so +-10 points).
 On the 2-core CPU of our CI machines the same model trains at only a few
-examples/s (3.9/s measured, BENCHMARKS.md): use a GPU. With few clips,
-configs/small_data.py (cross-validated: 82 % track accuracy on gtzan_mini) is
-the better recipe, and ~10x faster on CPU (38.5 vs 3.9 ex/s).
+examples/s (3.9/s measured, BENCHMARKS.md): use a GPU. With few clips, try
+configs/small_data.py: ~10x faster on CPU (38.5 vs 3.9 ex/s) and
+cross-validated at 82 % track accuracy on gtzan_mini (this config has not
+been cross-validated, so which is better is not known yet).
 
 Full GTZAN (fault_filtered: 443 training tracks, ~6.2k segments) has not been
 measured here (it cannot be downloaded in our environment). Published
