@@ -3,7 +3,7 @@
   python -m gtzan_jax.benchmark --config=configs/default.py --out=bench.json \
       --batch_sizes=64,256 --dtype=float32,bfloat16 --steps=10
 
-One process measures, for every (variant, dtype, batch size): steady-state train
+One process measures, for every (dtype, batch size): steady-state train
 examples/s (compilation timed apart), FLOPs per step from XLA's cost analysis
 and MFU where the chip's peak is known, and eval examples/s. Then, for the
 first of each: one epoch trained device-resident (`make_device_epoch_fn`) and
@@ -64,7 +64,6 @@ flags.DEFINE_integer('steps', 10, 'Timed steps per measurement.')
 flags.DEFINE_integer('rounds', 3, 'Interleaved repeats of every timer; the best counts.')
 flags.DEFINE_list('batch_sizes', ['64'], 'Batch sizes (per step, on one device).')
 flags.DEFINE_list('dtype', ['float32'], 'Activation dtypes: float32, bfloat16.')
-flags.DEFINE_list('variants', ['stock'], 'Models: stock (models.create_model).')
 flags.DEFINE_integer('epoch_steps', 0, 'Steps of the device-resident/streaming epoch (0: --steps).')
 flags.DEFINE_boolean('peer', True, 'On CPU, also time the PyTorch VGG (needs torch).')
 flags.DEFINE_boolean('tune_cpu', True, f'Add {CPU_XLA_FLAGS} to XLA_FLAGS (XLA:CPU only).')
@@ -75,13 +74,6 @@ flags.DEFINE_integer('build_clips', 4, 'Synthetic clips featurised by --build.')
 
 Batch = dict[str, jax.Array]
 StepFn = Callable[[Any, Batch], tuple[Any, dict[str, jax.Array]]]
-
-
-def create_model(config: ml_collections.ConfigDict, variant: str = 'stock') -> nn.Module:
-  """`models.create_model(config)` (variant 'stock'; kept as a hook for comparing model changes)."""
-  if variant != 'stock':
-    raise ValueError(f"variant must be 'stock', got {variant!r}.")
-  return models.create_model(config)
 
 
 def create_state(config: ml_collections.ConfigDict, model: nn.Module) -> train.TrainState:
@@ -155,11 +147,10 @@ def best_rates(timers: dict[str, Callable[[], float]], rounds: int) -> dict[str,
   return best
 
 
-def train_timer(config: ml_collections.ConfigDict, variant: str, batch_size: int,
+def train_timer(config: ml_collections.ConfigDict, batch_size: int,
                 steps: int) -> tuple[Callable[[], float], dict[str, Any]]:
   """A timer of `steps` jitted train steps on one random batch, and the compile facts."""
-  model = create_model(config, variant)
-  state = create_state(config, model)
+  state = create_state(config, models.create_model(config))
   batch = jax.device_put(random_split(batch_size))
   start = time.perf_counter()
   compiled = jax.jit(train_step, donate_argnums=0).lower(state, batch).compile()
@@ -183,12 +174,12 @@ def train_timer(config: ml_collections.ConfigDict, variant: str, batch_size: int
   return _rate_timer(run, steps * batch_size), info
 
 
-def epoch_comparison(config: ml_collections.ConfigDict, variant: str, batch_size: int, steps: int,
+def epoch_comparison(config: ml_collections.ConfigDict, batch_size: int, steps: int,
                      rounds: int) -> dict[str, Any]:
   """One epoch of `steps` batches, device-resident vs streamed: examples/s and whether losses agree."""
   data = random_split(steps * batch_size, seed=1)
   order = np.random.default_rng((config.seed, 0)).permutation(len(data['label'])).astype(np.int32)
-  model = create_model(config, variant)
+  model = models.create_model(config)
   device_data, device_order = jax.device_put(data), jax.device_put(order.reshape(steps, batch_size))
   epoch_fn = make_device_epoch_fn(train_step)
   step = jax.jit(train_step, donate_argnums=0)
@@ -216,12 +207,12 @@ def epoch_comparison(config: ml_collections.ConfigDict, variant: str, batch_size
           'max_loss_difference': float(np.max(np.abs(np.asarray(resident['loss']) - np.asarray(streamed['loss']))))}
 
 
-def paper_recipe(config: ml_collections.ConfigDict, variant: str, num_examples: int,
+def paper_recipe(config: ml_collections.ConfigDict, num_examples: int,
                  epochs: int) -> dict[str, Any]:
   """`epochs` device-resident epochs over `num_examples` random examples at config.batch_size."""
   data = jax.device_put(random_split(num_examples, seed=2))
   steps = num_examples // config.batch_size
-  state = create_state(config, create_model(config, variant))
+  state = create_state(config, models.create_model(config))
   orders = [np.random.default_rng((config.seed, e)).permutation(num_examples)[:steps * config.batch_size]
             .astype(np.int32).reshape(steps, config.batch_size) for e in range(epochs)]
   start = time.perf_counter()
@@ -233,7 +224,7 @@ def paper_recipe(config: ml_collections.ConfigDict, variant: str, num_examples: 
   final_loss = float(metrics['loss'][-1])
   seconds = time.perf_counter() - start
   return {'examples': num_examples, 'epochs': epochs, 'batch_size': config.batch_size, 'dtype': config.dtype,
-          'variant': variant, 'seconds': seconds, 'compile_s': compile_s,
+          'seconds': seconds, 'compile_s': compile_s,
           'examples_per_s': epochs * steps * config.batch_size / seconds, 'final_loss': final_loss}
 
 
@@ -257,21 +248,20 @@ def versions() -> dict[str, str]:
   return {'python': platform.python_version(), **found}
 
 
-def run(config: ml_collections.ConfigDict, *, batch_sizes: list[int], dtypes: list[str], variants: list[str],
+def run(config: ml_collections.ConfigDict, *, batch_sizes: list[int], dtypes: list[str],
         steps: int, rounds: int = 3, epoch_steps: int = 0, peer: bool = True, recipe_examples: int = 0,
         recipe_epochs: int = 50, build_clips: int = 0) -> dict[str, Any]:
   """Every measurement of this module; returns the JSON-ready results."""
   device = jax.devices()[0]
   timers, runs = {}, []
-  for variant in variants:
-    for dtype in dtypes:
-      for batch_size in batch_sizes:
-        cfg = config.copy_and_resolve_references()
-        cfg.dtype = dtype
-        key = f'{variant}/{dtype}/{batch_size}'
-        timers[key], info = train_timer(cfg, variant, batch_size, steps)
-        timers[key + '/eval'] = info.pop('eval_timer')
-        runs.append({'key': key, 'variant': variant, 'dtype': dtype, 'batch_size': batch_size, **info})
+  for dtype in dtypes:
+    for batch_size in batch_sizes:
+      cfg = config.copy_and_resolve_references()
+      cfg.dtype = dtype
+      key = f'{dtype}/{batch_size}'
+      timers[key], info = train_timer(cfg, batch_size, steps)
+      timers[key + '/eval'] = info.pop('eval_timer')
+      runs.append({'key': key, 'dtype': dtype, 'batch_size': batch_size, **info})
   peer_info = None
   if peer and device.platform == 'cpu':
     import torch  # pylint: disable=g-import-not-at-top
@@ -298,15 +288,15 @@ def run(config: ml_collections.ConfigDict, *, batch_sizes: list[int], dtypes: li
       'platform': device.platform, 'device_kind': device.device_kind, 'device_count': jax.device_count(),
       'cpu_count': os.cpu_count(), 'load_average': os.getloadavg(), 'xla_flags': os.environ.get('XLA_FLAGS', ''),
       'versions': versions(), 'widths': list(config.vgg.widths), 'steps': steps, 'rounds': rounds,
-      'variant': first['variant'], 'dtype': first['dtype'], 'batch_size': first['batch_size'],
+      'dtype': first['dtype'], 'batch_size': first['batch_size'],
       'train_examples_per_s': first['train_examples_per_s'], 'eval_examples_per_s': first['eval_examples_per_s'],
       'compile_s': first['compile_s'], 'mfu': first['mfu'], 'num_params': first['num_params'],
       'peak_flops': peak or None, 'runs': runs,
-      'epoch': epoch_comparison(cfg, first['variant'], first['batch_size'], epoch_steps or steps, rounds),
+      'epoch': epoch_comparison(cfg, first['batch_size'], epoch_steps or steps, rounds),
       'peer': peer_info and {**peer_info, 'train_examples_per_s': rates['peer']},
       'ratio_vs_peer': first.get('ratio_vs_peer'),
   }
-  results['recipe'] = (paper_recipe(cfg, first['variant'], recipe_examples, recipe_epochs)
+  results['recipe'] = (paper_recipe(cfg, recipe_examples, recipe_epochs)
                        if recipe_examples else None)
   results['build'] = build_segments_per_s(build_clips) if build_clips else None
   stats = device.memory_stats() or {}
@@ -319,17 +309,17 @@ def markdown(results: dict[str, Any]) -> str:
   """The results as markdown tables."""
   lines = [f"{results['device_kind']} ({results['platform']}), {results['date']}, load average "
            f"{results['load_average'][0]:.1f} on {results['cpu_count']} CPUs", '',
-           '| variant | dtype | batch | train ex/s | eval ex/s | compile s | GFLOP/step | MFU | vs PyTorch |',
-           '|---|---|---|---|---|---|---|---|---|']
+           '| dtype | batch | train ex/s | eval ex/s | compile s | GFLOP/step | MFU | vs PyTorch |',
+           '|---|---|---|---|---|---|---|---|']
   for r in results['runs']:
     mfu = f"{100 * r['mfu']:.1f}%" if r['mfu'] is not None else '-'
     gflop = f"{r['step_flops'] / 1e9:.1f}" if r['step_flops'] else '-'
     ratio = f"{r['ratio_vs_peer']:.2f}x" if 'ratio_vs_peer' in r else '-'
-    lines.append(f"| {r['variant']} | {r['dtype']} | {r['batch_size']} | {r['train_examples_per_s']:.1f} | "
+    lines.append(f"| {r['dtype']} | {r['batch_size']} | {r['train_examples_per_s']:.1f} | "
                  f"{r['eval_examples_per_s']:.1f} | {r['compile_s']:.1f} | {gflop} | {mfu} | {ratio} |")
   if results['peer']:
     p = results['peer']
-    lines.append(f"| PyTorch ({p['framework']}, {p['threads']} threads) | float32 | {p['batch_size']} | "
+    lines.append(f"| float32, PyTorch ({p['framework']}, {p['threads']} threads) | {p['batch_size']} | "
                  f"{p['train_examples_per_s']:.1f} | - | - | - | - | 1.00x |")
   e = results['epoch']
   lines += ['', f"Epoch of {e['examples']} examples at batch {e['batch_size']}: device-resident "
@@ -354,7 +344,7 @@ def main(argv):
   if FLAGS.tune_cpu and 'ynn_fusion_type' not in os.environ.get('XLA_FLAGS', ''):
     os.environ['XLA_FLAGS'] = f"{os.environ.get('XLA_FLAGS', '')} {CPU_XLA_FLAGS}".strip()  # before JAX starts
   results = run(FLAGS.config, batch_sizes=[int(b) for b in FLAGS.batch_sizes], dtypes=FLAGS.dtype,
-                variants=FLAGS.variants, steps=FLAGS.steps, rounds=FLAGS.rounds, epoch_steps=FLAGS.epoch_steps,
+                steps=FLAGS.steps, rounds=FLAGS.rounds, epoch_steps=FLAGS.epoch_steps,
                 peer=FLAGS.peer, recipe_examples=FLAGS.recipe_examples, recipe_epochs=FLAGS.recipe_epochs,
                 build_clips=FLAGS.build_clips if FLAGS.build else 0)
   print(markdown(results), flush=True)
