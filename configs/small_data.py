@@ -20,11 +20,11 @@ tracks per artist), so expect clearly less there; published from-scratch CNNs re
 
 import ml_collections
 
-from configs import default
+from configs import paper
 
 
 def get_config() -> ml_collections.ConfigDict:
-  config = default.get_config()
+  config = paper.get_config()
   config.dataset = 'gtzan_mel/tracks'
   config.vgg.widths = (8, 16, 32, 64)
   config.vgg.dropout_rate = 0.3

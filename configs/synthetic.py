@@ -11,11 +11,11 @@ validation and test accuracy 100 % (420 segments, 30 tracks). After 2 epochs
 validation accuracy was 97.9 %.
 """
 
-from configs import default
+from configs import paper
 
 
 def get_config():
-  config = default.get_config()
+  config = paper.get_config()
   config.dataset = 'gtzan_mel/synthetic'
   config.vgg.widths = (8, 16, 32, 64)
   config.batch_size = 32

@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from gtzan_jax import evaluate, train  # noqa: E402
 
-CONFIGS = {'vgg': 'configs.default', 'cnn': 'configs.cnn', 'lstm': 'configs.lstm', 'gru': 'configs.gru'}
+CONFIGS = {'vgg': 'configs.paper', 'cnn': 'configs.cnn', 'lstm': 'configs.lstm', 'gru': 'configs.gru'}
 
 
 def load_arrays(path: str) -> dict[str, dict[str, np.ndarray]]:

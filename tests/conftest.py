@@ -38,8 +38,8 @@ def fake_datasets():
 
 @pytest.fixture
 def tiny_config():
-  from configs import default
-  config = default.get_config()
+  from configs import paper
+  config = paper.get_config()
   config.dataset = 'gtzan_mel/synthetic'
   config.vgg.widths = (4, 8)
   config.batch_size = 16

@@ -144,10 +144,10 @@ def test_augmented_config_names_are_deterministic_and_registered(tmp_path):
 
 
 def test_config_defaults_match_the_augmentation_defaults():
-  from configs import default  # pylint: disable=g-import-not-at-top
-  if 'augment' not in default.get_config():
-    pytest.skip('configs/default.py has no `augment` yet.')
-  config = default.get_config().augment
+  from configs import paper  # pylint: disable=g-import-not-at-top
+  if 'augment' not in paper.get_config():
+    pytest.skip('configs/paper.py has no `augment` yet.')
+  config = paper.get_config().augment
   assert config.audio_copies == 0
   for field, value in augment.AugmentParams().to_dict().items():
     assert config[field] == value, field
@@ -218,7 +218,7 @@ def test_stored_copy_is_the_augmented_clip_featurised(builds, fake_manual_dir):
 
 
 def _train_config(**augment_overrides) -> ml_collections.ConfigDict:
-  """The data keys of a trainer config (configs/default.py), independent of its other keys."""
+  """The data keys of a trainer config (configs/paper.py), independent of its other keys."""
   augment_config = {'audio_copies': 0, **augment.AugmentParams().to_dict(), **augment_overrides}
   return ml_collections.ConfigDict({'dataset': 'gtzan_mel/tracks', 'data_dir': None,
                                     'manual_dir': None, 'augment': augment_config})

@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from configs import default
+from configs import paper
 from gtzan_jax import models
 
 
@@ -21,7 +21,7 @@ def test_vgg_output_shape_and_dtype():
 
 
 def test_paper_vgg_has_1_18m_parameters():
-  variables, _ = _init(models.create_model(default.get_config()))
+  variables, _ = _init(models.create_model(paper.get_config()))
   n = sum(x.size for x in jax.tree.leaves(variables['params']))
   assert 1.17e6 < n < 1.19e6, n
 
@@ -37,7 +37,7 @@ def test_band_statistics_standardise_each_mel_band():
 
 
 def test_unknown_model_is_a_clear_error():
-  config = default.get_config()
+  config = paper.get_config()
   config.model = 'resnet'
   try:
     models.create_model(config)
@@ -55,7 +55,7 @@ def test_every_config_file_builds_its_model():
   from tests.conftest import REPO
   names = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(REPO, 'configs', '*.py'))
                  if not p.endswith('__init__.py'))
-  assert {'default', 'synthetic', 'small_data', 'cnn', 'lstm', 'gru'} <= set(names)
+  assert {'default', 'paper', 'synthetic', 'small_data', 'cnn', 'lstm', 'gru'} <= set(names)
   for name in names:
     config = importlib.import_module(f'configs.{name}').get_config()
     variables = jax.eval_shape(lambda x, c=config: models.create_model(c).init(jax.random.PRNGKey(0), x, train=False),

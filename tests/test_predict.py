@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 
 from conftest import REPO, fake_split
-from configs import default
+from configs import paper
 from gtzan_jax import predict, train
 from tfds_gtzan.synthetic import GENRES
 
@@ -19,7 +19,7 @@ from tfds_gtzan.synthetic import GENRES
 @pytest.fixture(scope='module')
 def workdir(tmp_path_factory):
   """A workdir with one epoch of a tiny VGG trained on fake data."""
-  config = default.get_config()
+  config = paper.get_config()
   config.vgg.widths = (4,)
   config.batch_size = 16
   config.num_epochs = 1

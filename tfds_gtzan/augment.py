@@ -38,7 +38,7 @@ ALGORITHM_VERSION = 1
 
 @dataclasses.dataclass(frozen=True)
 class AugmentParams:
-  """Augmentation parameters; the defaults are those of configs/default.py's `augment`."""
+  """Augmentation parameters; the defaults are those of configs/paper.py's `augment`."""
   noise_prob: float = 0.5       # Probability of additive Gaussian noise.
   noise_level: float = 0.005    # Noise std relative to the clip's peak |amplitude|.
   pitch_prob: float = 0.5       # Probability of pitch shift + time stretch.
