@@ -4,14 +4,19 @@
       --config.dataset=gtzan_mel/tracks --config.manual_dir=../shared/gtzan_mini [--folds=5]
 
 Every segment of `config.dataset` (all three splits pooled; build it first if
-needed) is regrouped by track. Tracks are dealt into `--folds` folds, stratified
+needed) is regrouped by track. With `--config.augment.audio_copies=K`, K
+augmented copies of every clip in `config.manual_dir` are made as the builder
+makes them (cached in the workdir); a fold trains on the copies of its training
+tracks only, and validates and tests on originals. `--arrays=FILE.npz` reads the
+pooled segments (and copies) from a file written by
+`scripts/export_arrays.py --pooled` instead, for a machine without TFDS or librosa. Tracks are dealt into `--folds` folds, stratified
 by genre, with a fixed seed (`--fold_seed`). For fold f the test set is fold f; of
 the remaining tracks, `--validation_fraction` of each genre (at least one
 track) is the validation set, used only to pick the best checkpoint; the rest
 is trained on. No track ever lands in two of a fold's sets, so no clip leaks.
 
 Each fold trains in `<workdir>/fold_<f>/` with the trainer's own resumption (a
-stopped run continues; a finished fold is not trained again), then both its
+stopped run continues; a fold whose `fold.json` exists is not run again), then both its
 last and its best-by-validation checkpoint are evaluated on the fold's test
 tracks, per segment and per track (mean of the segments' log-probabilities).
 Written to the workdir:
@@ -48,11 +53,100 @@ CHECKPOINTS = ('last', 'best')
 Arrays = dict[str, np.ndarray]
 
 
-def pooled_segments(config: ml_collections.ConfigDict) -> Arrays:
-  """Every segment of `config.dataset`'s three splits in one set of arrays."""
-  splits = input_pipeline.load_datasets(config)
-  keys = ('mel', 'label', 'track')
-  return {k: np.concatenate([splits[s][k] for s in input_pipeline.SPLITS]) for k in keys}
+KEYS = ('mel', 'label', 'track', 'copy')
+
+
+def pooled_segments(config: ml_collections.ConfigDict, cache_dir: str | None = None) -> Arrays:
+  """Every segment of `config.dataset`'s three splits in one set of arrays (`copy` 0).
+
+  With `config.augment.audio_copies` = K > 0, also K augmented copies of every
+  clip of `config.manual_dir` (`copy` 1..K), read from or written to
+  `<cache_dir>/audio_copies_<K>_<seed>.npz`.
+  """
+  base = config.copy_and_resolve_references()
+  copies = int(base.augment.get('audio_copies', 0))
+  with base.unlocked():
+    base.augment.audio_copies = 0
+  splits = input_pipeline.load_datasets(base)
+  data = {k: np.concatenate([splits[s][k] for s in input_pipeline.SPLITS]) for k in KEYS if k != 'copy'}
+  data['copy'] = np.zeros(len(data['label']), np.int32)
+  if not copies:
+    return data
+  cache = cache_dir and os.path.join(cache_dir, f"audio_copies_{copies}_{base.augment.get('seed', 0)}.npz")
+  if cache and os.path.exists(cache):
+    with np.load(cache) as f:
+      augmented = {k: f[k] for k in KEYS}
+  else:
+    augmented = audio_copies(config, tracks=set(np.unique(data['track'])))
+    if cache and jax.process_index() == 0:
+      np.savez(cache + '.tmp.npz', **augmented)
+      os.replace(cache + '.tmp.npz', cache)
+  return {k: np.concatenate([data[k], augmented[k]]) for k in KEYS}
+
+
+def audio_copies(config: ml_collections.ConfigDict, tracks: set[str]) -> Arrays:
+  """`config.augment.audio_copies` augmented copies of the clips of `tracks`, as the builder makes them.
+
+  Uses the builder's own augmentation (`featurize_augmented`, parameters and seed
+  from `config.augment`), so copy k of a track is the same audio in a fold's
+  training set as in the built `<base>_aug<K>` dataset.
+  """
+  # Imported here: only this path needs librosa.
+  from tfds_gtzan import augment as audio_augment  # pylint: disable=g-import-not-at-top
+  from tfds_gtzan.gtzan_mel import featurize, sources  # pylint: disable=g-import-not-at-top
+  if not config.manual_dir:
+    raise ValueError('config.augment.audio_copies needs config.manual_dir (the GTZAN audio).')
+  params = audio_augment.AugmentParams(**{f: config.augment[f] for f in audio_augment.AugmentParams.__dataclass_fields__
+                                          if f in config.augment})
+  clips = [c for c in sources.find_clips(config.manual_dir).clips if c.track in tracks]
+  missing = tracks - {c.track for c in clips}
+  if missing:
+    raise ValueError(f'manual_dir {config.manual_dir} lacks {len(missing)} tracks of {config.dataset}, '
+                     f'e.g. {sorted(missing)[0]}.')
+  features = featurize.featurize_augmented(clips, copies=int(config.augment.audio_copies),
+                                           seed=int(config.augment.get('seed', 0)), params=params)
+  rows = [(f.clip, f.copy, i, f.mel[i]) for clip_copies in features for f in clip_copies
+          for i in range(len(f.mel))]
+  return {'mel': np.stack([mel for _, _, _, mel in rows]),
+          'label': np.array([clip.label for clip, _, _, _ in rows], np.int32),
+          'track': np.array([clip.track for clip, _, _, _ in rows]),
+          'copy': np.array([copy for _, copy, _, _ in rows], np.int32)}
+
+
+def select_copies(data: Arrays, copies: int) -> Arrays:
+  """The originals and augmented copies 1..`copies` of `data` (which may hold more)."""
+  copy = data.get('copy', np.zeros(len(data['label']), np.int32))
+  available = int(copy.max(initial=0))
+  if copies > available:
+    raise ValueError(f'config.augment.audio_copies={copies}, but the data holds {available} augmented '
+                     'copies per clip.')
+  keep = copy <= copies
+  return {k: v[keep] for k, v in data.items()} | {'copy': copy[keep]}
+
+
+def save_arrays(path: str, data: Arrays, quantize: bool = False) -> None:
+  """Writes pooled segments as .npz; `quantize` stores mel as uint8 (scale and offset beside it)."""
+  arrays = dict(data)
+  if quantize:
+    mel = data['mel'].astype(np.float32)
+    low, high = float(mel.min()), float(mel.max())
+    scale = (high - low) / 255 or 1.0
+    arrays['mel'] = np.round((mel - low) / scale).astype(np.uint8)
+    arrays['mel_offset'], arrays['mel_scale'] = np.float32(low), np.float32(scale)
+  np.savez(path, **arrays)
+
+
+def load_arrays(path: str) -> Arrays:
+  """Reads what `save_arrays` wrote (mel as float16)."""
+  with np.load(path) as f:
+    data = {k: f[k] for k in f.files if k in KEYS}
+    if 'mel_scale' in f.files:
+      data['mel'] = (data['mel'] * f['mel_scale'] + f['mel_offset']).astype(np.float16)
+  missing = set(KEYS) - set(data) - {'copy'}
+  if missing:
+    raise ValueError(f'{path} lacks the arrays {sorted(missing)}.')
+  data.setdefault('copy', np.zeros(len(data['label']), np.int32))
+  return data
 
 
 def assign_folds(tracks: np.ndarray, labels: np.ndarray, folds: int, seed: int = 0) -> dict[str, int]:
@@ -90,8 +184,16 @@ def fold_splits(data: Arrays, fold_of: dict[str, int], fold: int, validation_fra
     validation.update(members[i] for i in rng.permutation(len(members))[:count])
   in_test = track_fold == fold
   in_validation = np.array([str(t) in validation for t in data['track']])
-  masks = {'train': ~in_test & ~in_validation, 'validation': in_validation, 'test': in_test}
+  original = data['copy'] == 0 if 'copy' in data else np.ones(len(in_test), bool)
+  masks = {'train': ~in_test & ~in_validation, 'validation': in_validation & original,
+           'test': in_test & original}
   return {split: {k: v[mask] for k, v in data.items()} for split, mask in masks.items()}
+
+
+def _write_json(path: str, value: Any) -> None:
+  with open(path + '.tmp', 'w') as f:
+    json.dump(value, f, indent=2)
+  os.replace(path + '.tmp', path)
 
 
 def _mean_std(values: Sequence[float]) -> dict[str, float]:
@@ -131,7 +233,9 @@ def run_fold(config: ml_collections.ConfigDict, workdir: str, splits: dict[str, 
 def _markdown(summary: dict[str, Any], per_fold: list[dict[str, Any]], config: ml_collections.ConfigDict,
               num_tracks: int) -> str:
   lines = [f'# {len(per_fold)}-fold cross-validation of {config.model} on {config.dataset}', '',
-           f'{num_tracks} tracks, stratified and track-disjoint folds; {config.num_epochs} epochs per fold. '
+           f'{num_tracks} tracks, stratified and track-disjoint folds; {config.num_epochs} epochs per fold'
+           f"{'; %d augmented copies of each training clip' % config.augment.audio_copies if config.augment.get('audio_copies') else ''}. "
+           
            'Mean +- std (over folds) of test accuracy.', '']
   rows = []
   for kind in CHECKPOINTS:
@@ -157,13 +261,23 @@ def crossvalidate(config: ml_collections.ConfigDict, workdir: str, *, folds: int
   if folds < 2:
     raise ValueError(f'--folds must be at least 2, got {folds}.')
   os.makedirs(workdir, exist_ok=True)
-  data = pooled_segments(config) if data is None else data
-  fold_of = assign_folds(data['track'], data['label'], folds, fold_seed)
+  data = pooled_segments(config, cache_dir=workdir) if data is None else data
+  data = select_copies(data, int(config.augment.get('audio_copies', 0)))
+  original = data['copy'] == 0 if 'copy' in data else slice(None)
+  fold_of = assign_folds(data['track'][original], data['label'][original], folds, fold_seed)
   per_fold = []
   for fold in range(folds):
     logging.info('Fold %d/%d', fold + 1, folds)
     splits = fold_splits(data, fold_of, fold, validation_fraction, fold_seed)
-    per_fold.append(run_fold(config, os.path.join(workdir, f'fold_{fold}'), splits))
+    fold_dir = os.path.join(workdir, f'fold_{fold}')
+    if os.path.exists(os.path.join(fold_dir, 'fold.json')):  # finished earlier (maybe on another machine)
+      with open(os.path.join(fold_dir, 'fold.json')) as f:
+        per_fold.append(json.load(f))
+      logging.info('Fold %d/%d: done earlier (%s/fold.json).', fold + 1, folds, fold_dir)
+      continue
+    per_fold.append(run_fold(config, fold_dir, splits))
+    if jax.process_index() == 0:  # each fold's result as soon as it exists (a cut-off run keeps them)
+      _write_json(os.path.join(fold_dir, 'fold.json'), per_fold[-1])
     last = per_fold[-1]['last']
     logging.info('Fold %d/%d: test accuracy %.3f per segment, %.3f per track (last checkpoint)',
                  fold + 1, folds, last['segment']['accuracy'], last['track']['accuracy'])
@@ -173,9 +287,7 @@ def crossvalidate(config: ml_collections.ConfigDict, workdir: str, *, folds: int
             'platform': jax.devices()[0].platform, 'device_kind': jax.devices()[0].device_kind,
             'config': config.to_dict(), 'summary': summary, 'per_fold': per_fold}
   if jax.process_index() == 0:
-    with open(os.path.join(workdir, 'crossval.json.tmp'), 'w') as f:
-      json.dump(result, f, indent=2)
-    os.replace(os.path.join(workdir, 'crossval.json.tmp'), os.path.join(workdir, 'crossval.json'))
+    _write_json(os.path.join(workdir, 'crossval.json'), result)
     with open(os.path.join(workdir, 'crossval.md'), 'w') as f:
       f.write(_markdown(summary, per_fold, config, len(fold_of)))
     for level in ('segment', 'track'):
@@ -190,8 +302,9 @@ def main(argv: Sequence[str]) -> None:
   logging.set_verbosity(logging.INFO)
   train.quiet_library_logs()
   try:
+    data = load_arrays(FLAGS.arrays) if FLAGS.arrays else None
     result = crossvalidate(FLAGS.config, FLAGS.workdir, folds=FLAGS.folds, fold_seed=FLAGS.fold_seed,
-                           validation_fraction=FLAGS.validation_fraction)
+                           validation_fraction=FLAGS.validation_fraction, data=data)
   except train.TrainingInterrupted as e:
     print(e, flush=True)
     return
@@ -213,6 +326,8 @@ if __name__ == '__main__':
   flags.DEFINE_integer('fold_seed', 0, 'Seed of the fold assignment and of the validation tracks.')
   flags.DEFINE_float('validation_fraction', 0.1,
                      'Share of each genre\'s training tracks held out to pick the best checkpoint (min. 1).')
+  flags.DEFINE_string('arrays', None, 'Read the pooled segments from this .npz (scripts/export_arrays.py '
+                      '--pooled) instead of the TFDS dataset.')
   config_flags.DEFINE_config_file('config', None, 'Training configuration file.', lock_config=True)
   flags.mark_flag_as_required('config')
   app.run(main)

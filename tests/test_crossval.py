@@ -45,6 +45,46 @@ def test_folds_are_stratified_balanced_and_track_disjoint():
   assert sorted(tested) == sorted(fold_of)  # every track is tested exactly once
 
 
+def _with_copies(data, copies):
+  """`data` plus `copies` shifted copies of every segment (copy 1..K), as audio augmentation adds."""
+  parts = [dict(data, copy=np.zeros(len(data['label']), np.int32))]
+  for k in range(1, copies + 1):
+    parts.append({'mel': (data['mel'] + k).astype(np.float16), 'label': data['label'], 'track': data['track'],
+                  'copy': np.full(len(data['label']), k, np.int32)})
+  return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+
+
+def test_augmented_copies_are_trained_on_but_never_validated_or_tested():
+  data = _with_copies(_tracked_data(tracks_per_genre=5), copies=2)
+  originals = data['copy'] == 0
+  fold_of = crossval.assign_folds(data['track'][originals], data['label'][originals], folds=5)
+  for fold in range(5):
+    splits = crossval.fold_splits(crossval.select_copies(data, 1), fold_of, fold, validation_fraction=0.1)
+    assert set(splits['train']['copy']) == {0, 1}  # copy 2 was not selected
+    assert not splits['validation']['copy'].any() and not splits['test']['copy'].any()
+    train_tracks = set(splits['train']['track'])
+    assert set(splits['train']['track'][splits['train']['copy'] == 1]) == train_tracks
+    assert not train_tracks & set(splits['test']['track'])
+  assert len(crossval.select_copies(data, 0)['label']) == originals.sum()
+  with pytest.raises(ValueError, match='holds 2 augmented copies'):
+    crossval.select_copies(data, 3)
+
+
+def test_arrays_round_trip_quantized(tmp_path):
+  data = _with_copies(_tracked_data(tracks_per_genre=2), copies=1)
+  crossval.save_arrays(str(tmp_path / 'exact.npz'), data)
+  exact = crossval.load_arrays(str(tmp_path / 'exact.npz'))
+  assert all(np.array_equal(exact[k], data[k]) for k in data)
+  crossval.save_arrays(str(tmp_path / 'q.npz'), data, quantize=True)
+  assert os.path.getsize(tmp_path / 'q.npz') < 0.6 * os.path.getsize(tmp_path / 'exact.npz')
+  quantized = crossval.load_arrays(str(tmp_path / 'q.npz'))
+  assert quantized['mel'].dtype == np.float16
+  step = (data['mel'].astype(np.float32).max() - data['mel'].astype(np.float32).min()) / 255
+  np.testing.assert_allclose(quantized['mel'].astype(np.float32), data['mel'].astype(np.float32),
+                             atol=step / 2 + 0.06)  # half a quantization step, plus float16 rounding
+  assert np.array_equal(quantized['track'], data['track']) and np.array_equal(quantized['copy'], data['copy'])
+
+
 def test_too_few_tracks_for_the_folds_is_an_error():
   data = _tracked_data(tracks_per_genre=2)
   with pytest.raises(ValueError, match='fewer than --folds=5'):
@@ -64,9 +104,12 @@ def test_crossvalidate_writes_reports_and_resumes(tiny_config, tmp_path):
   assert np.sum(track['confusion']) == 30  # every track tested once
   assert 0.0 <= track['accuracy']['mean'] <= 1.0 and track['accuracy']['std'] >= 0.0
   assert '+-' in (tmp_path / 'crossval.md').read_text()
-  again = crossval.crossvalidate(tiny_config, str(tmp_path), folds=3, data=data)  # nothing left to train
-  assert all(f['train_seconds_this_run'] < 1.0 for f in again['per_fold'])
+  again = crossval.crossvalidate(tiny_config, str(tmp_path), folds=3, data=data)  # folds read from fold.json
   assert again['summary'] == result['summary']
+  os.remove(tmp_path / 'fold_0' / 'fold.json')  # a fold cut off after training: resumes, trains nothing
+  resumed = crossval.crossvalidate(tiny_config, str(tmp_path), folds=3, data=data)
+  assert resumed['per_fold'][0]['train_seconds_this_run'] < 1.0
+  assert resumed['summary'] == result['summary']
 
 
 @pytest.mark.slow
@@ -83,3 +126,17 @@ def test_crossval_cli_on_real_clips(tmp_path):
   assert 'track accuracy' in out.stdout
   result = json.loads((tmp_path / 'cv' / 'crossval.json').read_text())
   assert result['num_tracks'] == 100 and result['num_segments'] == 1400
+
+
+def test_shipped_arms_file_names_existing_configs():
+  sys.path.insert(0, os.path.join(REPO, 'scripts'))
+  try:
+    import crossval_arms  # pylint: disable=g-import-not-at-top
+  finally:
+    sys.path.pop(0)
+  arms = crossval_arms.read_arms(os.path.join(REPO, 'scripts', 'cv_arms.txt'))
+  names = [a['name'] for a in arms]
+  assert len(names) == len(set(names)) and 'plain' in names
+  for arm in arms:
+    assert os.path.isfile(os.path.join(REPO, arm['config'])), arm
+    assert all(o.startswith('--config.') and '=' in o for o in arm['overrides']), arm
