@@ -1,11 +1,11 @@
 """Training and evaluation speed on random data, with the same VGG in PyTorch beside it.
 
-  python -m gtzan_jax.benchmark --config=configs/default.py --out=bench.json \
+  python -m gtzan_jax.benchmark --config=configs/paper.py --out=bench.json \
       --batch_sizes=64,256 --dtype=float32,bfloat16 --steps=10
 
 One process measures, for every (dtype, batch size): steady-state train
 examples/s (compilation timed apart), FLOPs per step from XLA's cost analysis
-and MFU where the chip's peak is known, and eval examples/s. Then, for the
+of the lowered step and MFU where the chip's peak is known, and eval examples/s. Then, for the
 first of each: one epoch trained device-resident (`make_device_epoch_fn`) and
 streamed from the host, checking that both give the same losses; on CPU the
 PyTorch twin (`torch_peer`); peak host and device memory; optionally the
@@ -58,7 +58,7 @@ PEAK_FLOPS = {'NVIDIA H100 80GB HBM3': {'bfloat16': 989e12, 'float32': 494e12},
               'NVIDIA H200': {'bfloat16': 989e12, 'float32': 494e12}}
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file('config', 'configs/default.py', 'Model and optimizer config.')
+config_flags.DEFINE_config_file('config', 'configs/paper.py', 'Model and optimizer config.')
 flags.DEFINE_string('out', None, 'Write the results here as JSON.')
 flags.DEFINE_integer('steps', 10, 'Timed steps per measurement.')
 flags.DEFINE_integer('rounds', 3, 'Interleaved repeats of every timer; the best counts.')
@@ -70,6 +70,10 @@ flags.DEFINE_boolean('tune_cpu', True, f'Add {CPU_XLA_FLAGS} to XLA_FLAGS (XLA:C
 flags.DEFINE_integer('recipe_examples', 0, 'Time the paper recipe, device-resident, on this many examples.')
 flags.DEFINE_integer('recipe_epochs', 50, 'Epochs of the paper recipe.')
 flags.DEFINE_boolean('build', False, 'Time the dataset build (needs tensorflow_datasets and librosa).')
+flags.DEFINE_boolean('epoch', True, 'Time a device-resident against a streamed epoch.')
+flags.DEFINE_boolean('interleave', True, 'Interleave the timers of all batch sizes (else time each after '
+                     'its compilation, saving as it goes).')
+flags.DEFINE_boolean('mel', True, 'Time the log-mel features: jax_mel on the device, librosa on the host.')
 flags.DEFINE_integer('build_clips', 4, 'Synthetic clips featurised by --build.')
 
 Batch = dict[str, jax.Array]
@@ -122,8 +126,14 @@ def random_split(num_examples: int, seed: int = 0) -> dict[str, np.ndarray]:
           'label': rng.integers(0, models.NUM_CLASSES, num_examples).astype(np.int32)}
 
 
-def _flops(compiled) -> float | None:
-  analysis = compiled.cost_analysis()
+def _flops(lowered) -> float | None:
+  """The step's FLOPs, counted on the lowered (unoptimised, platform-independent) HLO.
+
+  Not the compiled executable's count: on GPUs that leaves out the convolutions,
+  which XLA hands to cuDNN as custom calls (an H200 reported 4.5 of the 416
+  GFLOP of the paper VGG's step at batch 64).
+  """
+  analysis = lowered.cost_analysis()
   analysis = analysis[0] if isinstance(analysis, (list, tuple)) else analysis
   return (analysis or {}).get('flops')
 
@@ -153,8 +163,9 @@ def train_timer(config: ml_collections.ConfigDict, batch_size: int,
   state = create_state(config, models.create_model(config))
   batch = jax.device_put(random_split(batch_size))
   start = time.perf_counter()
-  compiled = jax.jit(train_step, donate_argnums=0).lower(state, batch).compile()
-  info = {'compile_s': time.perf_counter() - start, 'step_flops': _flops(compiled),
+  lowered = jax.jit(train_step, donate_argnums=0).lower(state, batch)
+  compiled = lowered.compile()
+  info = {'compile_s': time.perf_counter() - start, 'step_flops': _flops(lowered),
           'num_params': sum(x.size for x in jax.tree.leaves(state.params))}
   print(f"compiled {config.dtype} batch {batch_size} in {info['compile_s']:.1f} s, "
         f"{(info['step_flops'] or 0) / 1e9:.1f} GFLOP/step", flush=True)
@@ -239,6 +250,32 @@ def build_segments_per_s(num_clips: int) -> dict[str, Any]:
   return {'clips': num_clips, 'segments': segments, 'segments_per_s': segments / seconds}
 
 
+def mel_segments_per_s(rounds: int, batch: int = 256) -> dict[str, Any]:
+  """Log-mel features of random 2 s segments per second: `jax_mel.log_mel` on the default device, and
+  librosa (`tfds_gtzan.audio.log_mel`, one host thread) where librosa is installed."""
+  from tfds_gtzan import jax_mel  # pylint: disable=g-import-not-at-top
+  y = np.random.default_rng(3).uniform(-0.5, 0.5, (batch, jax_mel.SEGMENT_SAMPLES)).astype(np.float32)
+  on_device = jax.device_put(y)
+  jax.block_until_ready(jax_mel.log_mel(on_device))  # compile
+  timers = {'jax_mel': _rate_timer(lambda: [jax_mel.log_mel(on_device) for _ in range(5)][-1], 5 * batch),
+            'jax_mel_from_host': _rate_timer(lambda: jax_mel.log_mel(jax.device_put(y)), batch)}
+  try:
+    from tfds_gtzan import audio  # pylint: disable=g-import-not-at-top  (imports librosa)
+    import threadpoolctl  # pylint: disable=g-import-not-at-top
+    audio.log_mel(y[:2])  # warm-up: librosa's first call builds its filter bank and caches
+
+    def librosa_timer() -> float:
+      with threadpoolctl.threadpool_limits(1):
+        start = time.perf_counter()
+        audio.log_mel(y[:32])
+        return 32 / (time.perf_counter() - start)
+    timers['librosa_one_thread'] = librosa_timer
+  except ImportError:
+    pass
+  rates = best_rates(timers, rounds)
+  return {'batch': batch, **{f'{name}_segments_per_s': rate for name, rate in rates.items()}}
+
+
 def versions() -> dict[str, str]:
   names = {'jax': jax, 'flax': flax, 'optax': optax, 'numpy': np}
   found = {name: module.__version__ for name, module in names.items()}
@@ -250,8 +287,10 @@ def versions() -> dict[str, str]:
 
 def run(config: ml_collections.ConfigDict, *, batch_sizes: list[int], dtypes: list[str],
         steps: int, rounds: int = 3, epoch_steps: int = 0, peer: bool = True, recipe_examples: int = 0,
-        recipe_epochs: int = 50, build_clips: int = 0) -> dict[str, Any]:
-  """Every measurement of this module; returns the JSON-ready results."""
+        recipe_epochs: int = 50, build_clips: int = 0, mel: bool = False, epoch: bool = True,
+        interleave: bool = True,
+        save: Callable[[dict[str, Any]], None] = lambda results: None) -> dict[str, Any]:
+  """Every measurement of this module; returns the JSON-ready results (also passed to `save` as they grow)."""
   device = jax.devices()[0]
   timers, runs = {}, []
   for dtype in dtypes:
@@ -262,6 +301,10 @@ def run(config: ml_collections.ConfigDict, *, batch_sizes: list[int], dtypes: li
       timers[key], info = train_timer(cfg, batch_size, steps)
       timers[key + '/eval'] = info.pop('eval_timer')
       runs.append({'key': key, 'dtype': dtype, 'batch_size': batch_size, **info})
+      if not interleave:  # measure now, and keep it should a later (larger) compilation run out of time
+        rates = best_rates({k: timers.pop(k) for k in (key, key + '/eval')}, rounds)
+        runs[-1]['train_examples_per_s'], runs[-1]['eval_examples_per_s'] = rates[key], rates[key + '/eval']
+        save({'partial': True, 'device_kind': device.device_kind, 'runs': runs})
   peer_info = None
   if peer and device.platform == 'cpu':
     import torch  # pylint: disable=g-import-not-at-top
@@ -273,8 +316,8 @@ def run(config: ml_collections.ConfigDict, *, batch_sizes: list[int], dtypes: li
   rates = best_rates(timers, rounds)
   peak = PEAK_FLOPS.get(device.device_kind, {})
   for r in runs:
-    r['train_examples_per_s'] = rates[r['key']]
-    r['eval_examples_per_s'] = rates[r['key'] + '/eval']
+    r['train_examples_per_s'] = rates.get(r['key'], r.get('train_examples_per_s'))
+    r['eval_examples_per_s'] = rates.get(r['key'] + '/eval', r.get('eval_examples_per_s'))
     achieved = r['step_flops'] and r['step_flops'] * r['train_examples_per_s'] / r['batch_size']
     r['mfu'] = achieved / peak[r['dtype']] if achieved and r['dtype'] in peak else None
     if peer_info and r['batch_size'] == peer_info['batch_size']:
@@ -291,18 +334,31 @@ def run(config: ml_collections.ConfigDict, *, batch_sizes: list[int], dtypes: li
       'dtype': first['dtype'], 'batch_size': first['batch_size'],
       'train_examples_per_s': first['train_examples_per_s'], 'eval_examples_per_s': first['eval_examples_per_s'],
       'compile_s': first['compile_s'], 'mfu': first['mfu'], 'num_params': first['num_params'],
-      'peak_flops': peak or None, 'runs': runs,
-      'epoch': epoch_comparison(cfg, first['batch_size'], epoch_steps or steps, rounds),
+      'peak_flops': peak or None, 'runs': runs, 'epoch': None,
       'peer': peer_info and {**peer_info, 'train_examples_per_s': rates['peer']},
-      'ratio_vs_peer': first.get('ratio_vs_peer'),
+      'ratio_vs_peer': first.get('ratio_vs_peer'), 'recipe': None, 'build': None, 'mel': None,
   }
-  results['recipe'] = (paper_recipe(cfg, recipe_examples, recipe_epochs)
-                       if recipe_examples else None)
-  results['build'] = build_segments_per_s(build_clips) if build_clips else None
+  _memory(results, device)
+  save(results)  # what is measured so far survives a timeout of what follows
+  if epoch:
+    results['epoch'] = epoch_comparison(cfg, first['batch_size'], epoch_steps or steps, rounds)
+    save(results)
+  if recipe_examples:
+    results['recipe'] = paper_recipe(cfg, recipe_examples, recipe_epochs)
+    save(results)
+  if mel:
+    results['mel'] = mel_segments_per_s(rounds)
+    save(results)
+  if build_clips:
+    results['build'] = build_segments_per_s(build_clips)
+  _memory(results, device)
+  return results
+
+
+def _memory(results: dict[str, Any], device: jax.Device) -> None:
   stats = device.memory_stats() or {}
   results['peak_device_memory_mb'] = stats['peak_bytes_in_use'] / 2**20 if 'peak_bytes_in_use' in stats else None
   results['peak_host_memory_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-  return results
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -322,7 +378,7 @@ def markdown(results: dict[str, Any]) -> str:
     lines.append(f"| float32, PyTorch ({p['framework']}, {p['threads']} threads) | {p['batch_size']} | "
                  f"{p['train_examples_per_s']:.1f} | - | - | - | - | 1.00x |")
   e = results['epoch']
-  lines += ['', f"Epoch of {e['examples']} examples at batch {e['batch_size']}: device-resident "
+  lines += [''] if e is None else ['', f"Epoch of {e['examples']} examples at batch {e['batch_size']}: device-resident "
             f"{e['device_resident_examples_per_s']:.1f} ex/s, streaming {e['streaming_examples_per_s']:.1f} ex/s, "
             f"losses identical: {e['losses_identical']}."]
   if results['recipe']:
@@ -330,6 +386,10 @@ def markdown(results: dict[str, Any]) -> str:
     lines.append(f"Paper recipe ({r['examples']} examples x {r['epochs']} epochs, batch {r['batch_size']}, "
                  f"{r['dtype']}, device-resident): {r['seconds']:.1f} s + {r['compile_s']:.1f} s compile "
                  f"({r['examples_per_s']:.0f} ex/s).")
+  if results.get('mel'):
+    lines.append('Log-mel features, segments/s: ' + ', '.join(
+        f"{name.removesuffix('_segments_per_s')} {rate:.0f}" for name, rate in results['mel'].items()
+        if name.endswith('_segments_per_s')) + '.')
   if results['build']:
     lines.append(f"Dataset build: {results['build']['segments_per_s']:.1f} segments/s.")
   device_mb = results['peak_device_memory_mb']
@@ -343,14 +403,19 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
   if FLAGS.tune_cpu and 'ynn_fusion_type' not in os.environ.get('XLA_FLAGS', ''):
     os.environ['XLA_FLAGS'] = f"{os.environ.get('XLA_FLAGS', '')} {CPU_XLA_FLAGS}".strip()  # before JAX starts
+  def save(results: dict[str, Any]) -> None:
+    if FLAGS.out:
+      with open(FLAGS.out + '.tmp', 'w') as f:
+        json.dump(results, f, indent=2)
+      os.replace(FLAGS.out + '.tmp', FLAGS.out)
+
   results = run(FLAGS.config, batch_sizes=[int(b) for b in FLAGS.batch_sizes], dtypes=FLAGS.dtype,
                 steps=FLAGS.steps, rounds=FLAGS.rounds, epoch_steps=FLAGS.epoch_steps,
                 peer=FLAGS.peer, recipe_examples=FLAGS.recipe_examples, recipe_epochs=FLAGS.recipe_epochs,
-                build_clips=FLAGS.build_clips if FLAGS.build else 0)
+                build_clips=FLAGS.build_clips if FLAGS.build else 0, mel=FLAGS.mel, epoch=FLAGS.epoch,
+                interleave=FLAGS.interleave, save=save)
   print(markdown(results), flush=True)
-  if FLAGS.out:
-    with open(FLAGS.out, 'w') as f:
-      json.dump(results, f, indent=2)
+  save(results)
 
 
 if __name__ == '__main__':

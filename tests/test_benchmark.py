@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from configs import default
+from configs import paper
 from gtzan_jax import benchmark
 from gtzan_jax import models
 
@@ -34,7 +34,7 @@ except SystemExit as e:
 
 
 def _tiny_config(widths=(4, 8)):
-  config = default.get_config()
+  config = paper.get_config()
   config.vgg.widths = widths
   return config
 
@@ -42,7 +42,7 @@ def _tiny_config(widths=(4, 8)):
 def test_benchmark_runs_end_to_end_without_dataset_libraries(tmp_path):
   out = tmp_path / 'bench.json'
   subprocess.run(
-      [sys.executable, '-c', _RUN_WITHOUT_DATASET_LIBRARIES, '--config=configs/default.py', '--config.vgg.widths=(4,)',
+      [sys.executable, '-c', _RUN_WITHOUT_DATASET_LIBRARIES, '--config=configs/paper.py', '--config.vgg.widths=(4,)',
        '--batch_sizes=4', '--steps=1', '--rounds=1', '--nopeer', f'--out={out}'],
       cwd=REPO, check=True, timeout=300)
   results = json.loads(out.read_text())
@@ -53,6 +53,21 @@ def test_benchmark_runs_end_to_end_without_dataset_libraries(tmp_path):
   assert results['platform'] == 'cpu' and results['batch_size'] == 4 and results['dtype'] == 'float32'
   assert results['train_examples_per_s'] > 0 and results['runs'][0]['step_flops'] > 0
   assert results['epoch']['max_loss_difference'] < 1e-4
+  assert results['mel']['jax_mel_segments_per_s'] > 0  # the jnp log-mel, timed without librosa
+  assert 'librosa_one_thread_segments_per_s' not in results['mel']
+
+
+def test_step_flops_count_the_convolutions():
+  """FLOPs of a train step ~ 3x the forward convolutions' multiply-adds x 2, on any backend."""
+  batch_size, widths = 4, (4, 8)
+  config = _tiny_config(widths)
+  state = benchmark.create_state(config, models.create_model(config))
+  lowered = jax.jit(benchmark.train_step).lower(state, _batch(batch_size))
+  h, w, channels, forward = 128, 173, 1, 0
+  for width in widths:
+    forward += 2 * 9 * h * w * (channels * width + width * width)  # two 3x3 'SAME' convs
+    channels, h, w = width, h // 2, w // 2
+  assert 2.5 * batch_size * forward < benchmark._flops(lowered) < 4 * batch_size * forward
 
 
 def _batch(n, seed=0):
@@ -88,7 +103,7 @@ def test_max_pool_2x2_matches_flax_after_relu():
 def test_torch_peer_has_the_flax_parameter_shapes():
   pytest.importorskip('torch', reason='the PyTorch peer needs the bench extra (torch)')
   from gtzan_jax import torch_peer
-  config = default.get_config()
+  config = paper.get_config()
   variables = jax.eval_shape(functools.partial(models.create_model(config).init, train=False),
                              jax.random.PRNGKey(0), jnp.zeros((1, 128, 173)))
   flax_sizes = sorted(x.size for x in jax.tree.leaves(variables['params']))
