@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import pathlib
 import subprocess
 import sys
@@ -281,3 +282,23 @@ def test_cli_builds_the_augmented_variant(builds, fake_manual_dir):
 def test_replace_keeps_params_normalised():
   params = dataclasses.replace(augment.AugmentParams(), pitch_semitones=3)
   assert isinstance(params.pitch_semitones, float)
+
+
+def test_crossval_makes_the_builders_copies(builds, fake_manual_dir, tmp_path):
+  """crossval's per-fold audio copies of a track are the builder's copies of it, bit for bit."""
+  from configs import paper  # pylint: disable=g-import-not-at-top
+  from gtzan_jax import crossval  # pylint: disable=g-import-not-at-top
+  config = paper.get_config()
+  config.dataset, config.data_dir, config.manual_dir = 'gtzan_mel/tracks', str(builds['data_dir']), str(fake_manual_dir)
+  config.augment.update(audio_copies=COPIES, **ALWAYS.to_dict())
+  pooled = crossval.pooled_segments(config, cache_dir=str(tmp_path))
+  assert os.path.exists(tmp_path / f'audio_copies_{COPIES}_0.npz')  # cached for the next run
+  train = builds['splits']['augmented']['train']
+  assert set(np.unique(pooled['copy'])) == set(range(COPIES + 1))
+  for track in np.unique(train['track']):
+    for copy in range(1, COPIES + 1):
+      built = train['mel'][(train['track'] == track) & (train['copy'] == copy)]
+      ours = pooled['mel'][(pooled['track'] == track) & (pooled['copy'] == copy)]
+      assert len(built) and np.array_equal(built, ours), (track, copy)
+  again = crossval.pooled_segments(config, cache_dir=str(tmp_path))  # from the cache
+  assert all(np.array_equal(again[k], pooled[k]) for k in pooled)
