@@ -221,7 +221,8 @@ def run_fold(config: ml_collections.ConfigDict, workdir: str, splits: dict[str, 
   fold = {'tracks': {s: int(len(np.unique(splits[s]['track']))) for s in splits},
           'segments': {s: int(len(splits[s]['label'])) for s in splits},
           'train_seconds_this_run': results['train_seconds_this_run'],
-          'train_examples_per_s': results['train_examples_per_s']}
+          'train_examples_per_s': results['train_examples_per_s'],
+          'device_kind': jax.devices()[0].device_kind, 'device_count': jax.device_count()}
   for kind in CHECKPOINTS:
     trained = evaluate.load_trained(workdir, 'latest' if kind == 'last' else 'best')
     result = evaluate.evaluate_split(trained, splits['test'])

@@ -53,7 +53,11 @@ class NonFiniteLossError(RuntimeError):
 
 
 class TrainingInterrupted(Exception):
-  """Raised after SIGTERM/SIGINT once the current step is checkpointed."""
+  """Raised after SIGTERM/SIGINT once the current step is checkpointed (at `step`)."""
+
+  def __init__(self, message: str, step: int):
+    super().__init__(message)
+    self.step = step
 
 
 class _StopSignals:
@@ -420,7 +424,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
           writer.close()
           raise TrainingInterrupted(
               f'Stopped by {signal.Signals(signum).name} at step {step}; checkpoint written to '
-              f'{ckpt.directory}/{step}. Run the same command again to resume.')
+              f'{ckpt.directory}/{step}. Run the same command again to resume.', step)
         if checkpoint_now:  # after the finiteness check above
           ckpt.save(step, par.get_state(state), meta_for(step, None))
           last_saved = step
@@ -444,7 +448,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         writer.close()
         raise TrainingInterrupted(
             f'Stopped by {signal.Signals(signum).name} at the end of epoch {epoch + 1} (step {step}); '
-            f'checkpoint written to {ckpt.directory}/{step}. Run the same command again to resume.')
+            f'checkpoint written to {ckpt.directory}/{step}. Run the same command again to resume.', step)
   train_seconds = time.perf_counter() - train_start
   ckpt.wait()
 

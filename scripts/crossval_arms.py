@@ -58,6 +58,9 @@ def summarize(workdir: str, arm: dict[str, object], seconds: float, status: str)
       row[f'{kind}_{level}_std'] = float(np.std(values)) if values else None
   rates = [f['train_examples_per_s'] for f in folds if f.get('train_examples_per_s')]
   row['train_examples_per_s'] = float(np.mean(rates)) if rates else None
+  seconds = [f['segments']['train'] / f['train_examples_per_s'] for f in folds if f.get('train_examples_per_s')]
+  row['epoch_s'] = float(np.mean(seconds)) if seconds else None  # as timed by the trainer, compilation excluded
+  row['devices'] = sorted({f.get('device_kind', 'unrecorded') for f in folds})
   return row
 
 
@@ -66,14 +69,15 @@ def markdown(rows: list[dict[str, object]]) -> str:
     mean = row[f'{key}_mean']
     return '-' if mean is None else f"{mean:.1f} ± {row[f'{key}_std']:.1f}"
   lines = ['| arm | overrides | folds | segment % (last) | track % (last) | segment % (best val.) | '
-           'track % (best val.) | track % per fold (last) | train ex/s | wall s |',
-           '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |']
+           'track % (best val.) | track % per fold (last) | train ex/s | s per epoch | wall s |',
+           '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |']
   for r in rows:
     per_fold = ', '.join(f'{v:.0f}' for v in r['last_track'])
     rate = f"{r['train_examples_per_s']:.0f}" if r['train_examples_per_s'] else '-'
     lines.append(f"| {r['name']} | {os.path.basename(str(r['config']))} {' '.join(r['overrides'])} | "
                  f"{r['folds_done']} | {cell(r, 'last_segment')} | {cell(r, 'last_track')} | "
-                 f"{cell(r, 'best_segment')} | {cell(r, 'best_track')} | {per_fold} | {rate} | {r['wall_s']} |")
+                 f"{cell(r, 'best_segment')} | {cell(r, 'best_track')} | {per_fold} | {rate} | "
+                 f"{'-' if r['epoch_s'] is None else format(r['epoch_s'], '.1f')} | {r['wall_s']} |")
   return '\n'.join(lines) + '\n'
 
 
@@ -87,6 +91,8 @@ def main() -> None:
   parser.add_argument('--folds', type=int, default=5)
   parser.add_argument('--deadline_s', type=float, default=float('inf'))
   parser.add_argument('--only', default='', help='Comma-separated arm names (default: all).')
+  parser.add_argument('--tabulate', action='store_true',
+                      help='Run nothing: tabulate the folds already in --workdir (from any machine).')
   parser.add_argument('--extra', default='', help='Overrides appended to every arm, e.g. "--config.num_epochs=1".')
   args = parser.parse_args()
   arms = read_arms(args.arms)
@@ -98,6 +104,8 @@ def main() -> None:
                                                       os.path.join(args.workdir, 'jax_cache')))
   start = time.monotonic()
   pending, running, rows = list(arms), {}, []
+  if args.tabulate:
+    rows, pending = [summarize(os.path.join(args.workdir, str(a['name'])), a, 0.0, 'tabulated') for a in arms], []
 
   def finish(name: str, status: str) -> None:
     process, arm, began, log = running.pop(name)

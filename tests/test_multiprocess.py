@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import signal
 import socket
 import subprocess
 import sys
@@ -62,6 +63,23 @@ def load_datasets(path: pathlib.Path) -> dict[str, dict[str, np.ndarray]]:
   return datasets
 
 
+def sigterm_worker(process_id: int, port: int, root: pathlib.Path) -> None:
+  """One process of the SIGTERM test: trains until stopped; its last stdout line is {'stopped_at': step}."""
+  jax.distributed.initialize(coordinator_address=f'127.0.0.1:{port}', num_processes=NUM_PROCESSES,
+                             process_id=process_id, initialization_timeout=120)
+  logging.use_absl_handler()
+  logging.set_verbosity(logging.INFO)
+  train.quiet_library_logs()
+  config = ml_collections.ConfigDict(json.loads((root / 'config.json').read_text()))
+  try:
+    train.train_and_evaluate(config, str(root / 'sigterm'), load_datasets(root / 'datasets.npz'))
+  except train.TrainingInterrupted as e:
+    print(f'process {process_id}: {e}', file=sys.stderr, flush=True)
+    print(json.dumps({'stopped_at': e.step}), flush=True)
+    return
+  print(json.dumps({'stopped_at': None}), flush=True)
+
+
 def worker(process_id: int, port: int, root: pathlib.Path) -> None:
   """One process: for each mode of RUNS, trains to each of its epochs in turn in `root/<mode>`.
 
@@ -94,7 +112,8 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-def run_workers(root: pathlib.Path) -> list[dict[str, list[dict[str, Any]]]]:
+def run_workers(root: pathlib.Path, role: str = 'train',
+                on_poll: Any = None) -> list[dict[str, list[dict[str, Any]]]]:
   """Runs NUM_PROCESSES workers over `root` and returns what each printed; fails with their stderr.
 
   A worker whose peer has died waits for it forever in a collective, so once one fails, or
@@ -108,7 +127,7 @@ def run_workers(root: pathlib.Path) -> list[dict[str, list[dict[str, Any]]]]:
   processes = []
   for i in range(NUM_PROCESSES):
     with open(outs[i], 'w') as out, open(errs[i], 'w') as err:
-      processes.append(subprocess.Popen([sys.executable, __file__, str(i), str(port), str(root)],
+      processes.append(subprocess.Popen([sys.executable, __file__, str(i), str(port), str(root), role],
                                         cwd=REPO, env=env, stdout=out, stderr=err))
   deadline, first_end, problem = time.monotonic() + TIMEOUT_SECONDS, None, None
   try:
@@ -118,6 +137,8 @@ def run_workers(root: pathlib.Path) -> list[dict[str, list[dict[str, Any]]]]:
         break
       now = time.monotonic()
       first_end = first_end or (now if any(p.returncode is not None for p in processes) else None)
+      if on_poll:
+        on_poll(processes)
       if now > deadline or (first_end and now > first_end + GRACE_SECONDS):
         problem = f'timed out after {TIMEOUT_SECONDS if now > deadline else GRACE_SECONDS} s'
         break
@@ -200,5 +221,35 @@ def test_two_processes_train_like_one_with_eight_devices(tiny_config, fake_datas
     assert not list((workdir / 'checkpoints').glob('*orbax-checkpoint-tmp*')), mode
 
 
+@pytest.mark.slow
+@pytest.mark.multidevice
+def test_sigterm_to_one_process_stops_both_at_one_checkpoint(tiny_config, fake_datasets, tmp_path):
+  """SIGTERM to process 1 alone: both processes agree (an all-gather), checkpoint the same step and stop."""
+  tiny_config.vgg.widths = (4,)
+  tiny_config.parallelism = 'jit'
+  tiny_config.num_epochs = 10_000  # never reached: the test stops it
+  tiny_config.log_every_steps = 1
+  root = tmp_path / 'sigterm_root'
+  root.mkdir()
+  (root / 'config.json').write_text(tiny_config.to_json())
+  save_datasets(fake_datasets, root / 'datasets.npz')
+  history = root / 'sigterm' / 'history.jsonl'
+  signalled = []
+
+  def signal_process_1_after_an_epoch(processes):
+    if not signalled and history.exists() and history.read_text().strip():
+      processes[1].send_signal(signal.SIGTERM)  # process 0, which writes the logs, gets nothing
+      signalled.append(time.monotonic())
+
+  outcomes = run_workers(root, role='sigterm', on_poll=signal_process_1_after_an_epoch)
+  assert signalled
+  steps = {outcome['stopped_at'] for outcome in outcomes}
+  assert len(steps) == 1 and None not in steps, outcomes  # the same step in both processes
+  step, state = _latest_state(root / 'sigterm')
+  assert step == steps.pop() and int(state['step']) == step and step >= 4  # past the first epoch
+  assert not list((root / 'sigterm' / 'checkpoints').glob('*orbax-checkpoint-tmp*'))
+
+
 if __name__ == '__main__':
-  worker(int(sys.argv[1]), int(sys.argv[2]), pathlib.Path(sys.argv[3]))
+  (sigterm_worker if sys.argv[4:] == ['sigterm'] else worker)(
+      int(sys.argv[1]), int(sys.argv[2]), pathlib.Path(sys.argv[3]))
