@@ -3,7 +3,10 @@
   python -m gtzan_jax.main --config=configs/cnn.py --workdir=runs/cnn \
       --config.manual_dir=/path/to/gtzan
 
-Expected accuracy and time: not measured yet.
+Measured (2026-11-28, docs/study.md): 5-fold cross-validation on the 100 real clips of gtzan_mini,
+15 epochs: track accuracy 75.0 +- 4.5 % (segment 71.9 +- 6.0 %); with one audio-augmented copy per
+clip (`--config.augment.audio_copies=1`) 81.0 +- 7.3 %. The fastest family: ~0.25 s per epoch of 980
+segments on an H200 shared by 12 runs.
 """
 
 import ml_collections

@@ -11,7 +11,9 @@ accuracy 75.9 +- 7.5 % (last checkpoint; the best-by-validation checkpoint: 80.0
 73.4 +- 7.7 %). 8-19 min of training per fold on that machine (14-33 examples/s under load).
 The same small VGG with the paper's settings (constant lr, no dropout or augmentation) measured
 79.0 +- 4.9 % (best checkpoint 82.0 +- 4.0 %) on the same folds: the regularisation here makes no
-difference that 100 clips can resolve (docs/study.md).
+difference that 100 clips can resolve (docs/study.md). Rerun on an H200 with the other ablation arms
+(8-bit features, same folds): 81.0 +- 8.6 % track, 75.2 +- 7.1 % segment accuracy.
+configs/default.py (the paper's settings plus one audio copy per clip) is the recommended recipe.
 
 On full GTZAN (fault_filtered, artist-disjoint) this has not been measured. Estimate, not a
 measurement: gtzan_mini's folds are track-disjoint but not artist-disjoint (GTZAN holds several
