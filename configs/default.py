@@ -19,7 +19,8 @@ checkpoint; best-by-validation 82.0 +- 7.5 % / 74.8 +- 4.5 %). On the same
 folds the paper's VGG scored 79.0 +- 7.3 % / 72.1 +- 4.1 % and this small VGG
 without the audio copies 82.0 +- 4.0 % / 72.4 +- 4.4 %. No single change
 (width, audio copies, cosine lr, dropout, SpecAugment, label smoothing, weight
-decay) moved track accuracy by more than the spread over folds; this recipe
+decay) moved track accuracy by more than the spread over folds (and the base
+itself, rerun on a CPU with float16 inputs, scored 3 points lower); this recipe
 had the highest mean, and the model is 16x smaller and ~10x faster on CPU
 than the paper's VGG (38.5 vs 3.9 examples/s measured on a 2-core CPU,
 BENCHMARKS.md).
