@@ -25,6 +25,8 @@ from __future__ import annotations
 import collections
 import datetime
 import functools
+import glob
+import gzip
 import json
 import os
 import platform
@@ -70,6 +72,8 @@ flags.DEFINE_boolean('tune_cpu', True, f'Add {CPU_XLA_FLAGS} to XLA_FLAGS (XLA:C
 flags.DEFINE_integer('recipe_examples', 0, 'Time the paper recipe, device-resident, on this many examples.')
 flags.DEFINE_integer('recipe_epochs', 50, 'Epochs of the paper recipe.')
 flags.DEFINE_boolean('build', False, 'Time the dataset build (needs tensorflow_datasets and librosa).')
+flags.DEFINE_string('profile_dir', None, 'Trace --steps steps of the first run with jax.profiler here and '
+                    'report the ops that take the most time.')
 flags.DEFINE_boolean('epoch', True, 'Time a device-resident against a streamed epoch.')
 flags.DEFINE_boolean('interleave', True, 'Interleave the timers of all batch sizes (else time each after '
                      'its compilation, saving as it goes).')
@@ -182,7 +186,36 @@ def train_timer(config: ml_collections.ConfigDict, batch_size: int,
       state, metrics = compiled(state, batch)
     return metrics
 
+  info['run'] = run
   return _rate_timer(run, steps * batch_size), info
+
+
+def profile_ops(run: Callable[[], Any], steps: int, log_dir: str, top: int = 15) -> list[dict[str, Any]]:
+  """Traces `run` (`steps` train steps) with jax.profiler into `log_dir`; returns the `top` ops by time.
+
+  Reads the Perfetto trace: on an accelerator the device's kernels (every process not named
+  /host...), on a CPU the host's XLA ops. Each entry: name, where, ms per step, share of the total.
+  """
+  with jax.profiler.trace(log_dir, create_perfetto_trace=True):
+    jax.block_until_ready(run())
+  paths = sorted(glob.glob(os.path.join(log_dir, '**', '*perfetto_trace.json.gz'), recursive=True),
+                 key=os.path.getmtime)
+  with gzip.open(paths[-1]) as f:
+    trace = json.load(f)
+  events = trace['traceEvents'] if isinstance(trace, dict) else trace
+  where = {e['pid']: e['args']['name'] for e in events if e.get('ph') == 'M' and e.get('name') == 'process_name'}
+  device = {pid for pid, name in where.items() if not name.startswith('/host')}
+  totals = collections.Counter()
+  for e in events:
+    name = e.get('name', '')
+    if e.get('ph') != 'X' or (device and e['pid'] not in device):
+      continue
+    if not device and (name.startswith('$') or 'ThunkExecutor' in name or 'PjitFunction' in name):
+      continue  # on a CPU: Python frames and the executor's wrappers around the ops
+    totals[(where.get(e['pid'], '?'), name)] += e.get('dur', 0.0)  # microseconds
+  total = sum(totals.values()) or 1.0
+  return [{'name': name, 'where': place, 'ms_per_step': us / 1e3 / steps, 'share': us / total}
+          for (place, name), us in totals.most_common(top)]
 
 
 def epoch_comparison(config: ml_collections.ConfigDict, batch_size: int, steps: int,
@@ -288,11 +321,11 @@ def versions() -> dict[str, str]:
 def run(config: ml_collections.ConfigDict, *, batch_sizes: list[int], dtypes: list[str],
         steps: int, rounds: int = 3, epoch_steps: int = 0, peer: bool = True, recipe_examples: int = 0,
         recipe_epochs: int = 50, build_clips: int = 0, mel: bool = False, epoch: bool = True,
-        interleave: bool = True,
+        interleave: bool = True, profile_dir: str | None = None,
         save: Callable[[dict[str, Any]], None] = lambda results: None) -> dict[str, Any]:
   """Every measurement of this module; returns the JSON-ready results (also passed to `save` as they grow)."""
   device = jax.devices()[0]
-  timers, runs = {}, []
+  timers, runs, runs_fns = {}, [], {}
   for dtype in dtypes:
     for batch_size in batch_sizes:
       cfg = config.copy_and_resolve_references()
@@ -300,6 +333,7 @@ def run(config: ml_collections.ConfigDict, *, batch_sizes: list[int], dtypes: li
       key = f'{dtype}/{batch_size}'
       timers[key], info = train_timer(cfg, batch_size, steps)
       timers[key + '/eval'] = info.pop('eval_timer')
+      runs_fns[key] = info.pop('run')
       runs.append({'key': key, 'dtype': dtype, 'batch_size': batch_size, **info})
       if not interleave:  # measure now, and keep it should a later (larger) compilation run out of time
         rates = best_rates({k: timers.pop(k) for k in (key, key + '/eval')}, rounds)
@@ -336,8 +370,12 @@ def run(config: ml_collections.ConfigDict, *, batch_sizes: list[int], dtypes: li
       'compile_s': first['compile_s'], 'mfu': first['mfu'], 'num_params': first['num_params'],
       'peak_flops': peak or None, 'runs': runs, 'epoch': None,
       'peer': peer_info and {**peer_info, 'train_examples_per_s': rates['peer']},
-      'ratio_vs_peer': first.get('ratio_vs_peer'), 'recipe': None, 'build': None, 'mel': None,
+      'ratio_vs_peer': first.get('ratio_vs_peer'), 'recipe': None, 'build': None, 'mel': None, 'profile': None,
   }
+  if profile_dir:
+    results['profile'] = profile_ops(runs_fns[first['key']], steps, profile_dir)
+    print('\n'.join(f"{p['ms_per_step']:8.3f} ms/step {100 * p['share']:5.1f} %  {p['name']}"
+                     for p in results['profile']), flush=True)
   _memory(results, device)
   save(results)  # what is measured so far survives a timeout of what follows
   if epoch:
@@ -413,7 +451,7 @@ def main(argv):
                 steps=FLAGS.steps, rounds=FLAGS.rounds, epoch_steps=FLAGS.epoch_steps,
                 peer=FLAGS.peer, recipe_examples=FLAGS.recipe_examples, recipe_epochs=FLAGS.recipe_epochs,
                 build_clips=FLAGS.build_clips if FLAGS.build else 0, mel=FLAGS.mel, epoch=FLAGS.epoch,
-                interleave=FLAGS.interleave, save=save)
+                interleave=FLAGS.interleave, profile_dir=FLAGS.profile_dir, save=save)
   print(markdown(results), flush=True)
   save(results)
 

@@ -23,7 +23,7 @@ if [ "${BENCH:-1}" != 0 ]; then
   # XLA autotunes each convolution at compile time: ~20 s at batch 64 and ~30 s at 256 on an H200, so
   # larger batches are left to a longer lease.
   timeout ${BF16_S:-110} $B --dtype=bfloat16 --batch_sizes=64,256 --epoch_steps=100 --recipe_examples=10000 \
-    --recipe_epochs=50 --out="$OUT/bench_gpu_bf16.json" 2>&1 | tee -a "$LOG" | quiet
+    --recipe_epochs=50 --profile_dir=/tmp/profile --out="$OUT/bench_gpu_bf16.json" 2>&1 | tee -a "$LOG" | quiet
   say bf16 benchmark exit ${PIPESTATUS[0]}
   timeout ${FP32_S:-45} $B --dtype=float32 --batch_sizes=64,256 --noepoch --nomel --out="$OUT/bench_gpu_fp32.json" \
     2>&1 | tee -a "$LOG" | quiet

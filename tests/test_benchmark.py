@@ -43,7 +43,7 @@ def test_benchmark_runs_end_to_end_without_dataset_libraries(tmp_path):
   out = tmp_path / 'bench.json'
   subprocess.run(
       [sys.executable, '-c', _RUN_WITHOUT_DATASET_LIBRARIES, '--config=configs/paper.py', '--config.vgg.widths=(4,)',
-       '--batch_sizes=4', '--steps=1', '--rounds=1', '--nopeer', f'--out={out}'],
+       '--batch_sizes=4', '--steps=1', '--rounds=1', '--nopeer', f'--out={out}', f'--profile_dir={tmp_path / "trace"}'],
       cwd=REPO, check=True, timeout=300)
   results = json.loads(out.read_text())
   for key in ('train_examples_per_s', 'eval_examples_per_s', 'compile_s', 'platform', 'device_kind',
@@ -55,6 +55,9 @@ def test_benchmark_runs_end_to_end_without_dataset_libraries(tmp_path):
   assert results['epoch']['max_loss_difference'] < 1e-4
   assert results['mel']['jax_mel_segments_per_s'] > 0  # the jnp log-mel, timed without librosa
   assert 'librosa_one_thread_segments_per_s' not in results['mel']
+  profile = results['profile']  # the traced step's heaviest XLA ops
+  assert profile and sum(p['share'] for p in profile) <= 1.0 + 1e-6
+  assert any(p['name'].startswith('convolution') for p in profile), [p['name'] for p in profile]
 
 
 def test_step_flops_count_the_convolutions():
