@@ -3,8 +3,9 @@
 #
 #   bash scripts/gpu_session.sh   # results in $OUT (default ./gpu_out); ~420 s of device time with CV=0
 #
-# For an image with jax/flax/optax/orbax/matplotlib but neither ml_collections (carried as a
-# wheel in .device_carry/) nor TFDS/librosa: the CV data is a pooled .npz made here with
+# For an image with jax/flax/optax/orbax/matplotlib but not ml_collections and tensorboardX (carry them
+# as wheels: `.venv/bin/python -m pip download --no-deps ml_collections tensorboardX -d .device_carry`,
+# then run with carry [".device_carry"]) nor TFDS/librosa: the CV data (CV=1) is a pooled .npz made here:
 #   python scripts/export_arrays.py --pooled --dataset=gtzan_mel/tracks --data_dir=data \
 #       --manual_dir=../shared/gtzan_mini --audio_copies=1 --quantize --out=.device_carry/mini_pooled_aug1_u8.npz
 # Every phase has its own time limit and writes what it measured as it goes, so a cut-off run
