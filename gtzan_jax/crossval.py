@@ -8,10 +8,10 @@ needed) is regrouped by track. With `--config.augment.audio_copies=K`, K
 augmented copies of every clip in `config.manual_dir` are made as the builder
 makes them (cached in the workdir); a fold trains on the copies of its training
 tracks only, and validates and tests on originals. `--arrays=FILE.npz` reads the
-pooled segments (and copies) from a file written by
-`scripts/export_arrays.py --pooled` instead, for a machine without TFDS or librosa. Tracks are dealt into `--folds` folds, stratified
-by genre, with a fixed seed (`--fold_seed`). For fold f the test set is fold f; of
-the remaining tracks, `--validation_fraction` of each genre (at least one
+pooled segments (and copies) from a file written by `scripts/export_arrays.py
+--pooled` instead, for a machine without TFDS or librosa. Tracks are dealt into
+`--folds` folds, stratified by genre, with a fixed seed (`--fold_seed`). For fold
+f the test set is fold f; of the remaining tracks, `--validation_fraction` of each genre (at least one
 track) is the validation set, used only to pick the best checkpoint; the rest
 is trained on. No track ever lands in two of a fold's sets, so no clip leaks.
 
@@ -29,6 +29,7 @@ Written to the workdir:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -61,7 +62,8 @@ def pooled_segments(config: ml_collections.ConfigDict, cache_dir: str | None = N
 
   With `config.augment.audio_copies` = K > 0, also K augmented copies of every
   clip of `config.manual_dir` (`copy` 1..K), read from or written to
-  `<cache_dir>/audio_copies_<K>_<seed>.npz`.
+  `<cache_dir>/audio_copies_<digest>.npz`, the digest naming the dataset and
+  every augmentation parameter.
   """
   base = config.copy_and_resolve_references()
   copies = int(base.augment.get('audio_copies', 0))
@@ -72,12 +74,19 @@ def pooled_segments(config: ml_collections.ConfigDict, cache_dir: str | None = N
   data['copy'] = np.zeros(len(data['label']), np.int32)
   if not copies:
     return data
-  cache = cache_dir and os.path.join(cache_dir, f"audio_copies_{copies}_{base.augment.get('seed', 0)}.npz")
+  from tfds_gtzan import augment as audio_augment  # pylint: disable=g-import-not-at-top  (needs librosa)
+  recipe = audio_augment.metadata(copies, int(config.augment.get('seed', 0)), _augment_params(config))
+  digest = hashlib.sha256(json.dumps([config.dataset, recipe], sort_keys=True).encode()).hexdigest()[:10]
+  cache = cache_dir and os.path.join(cache_dir, f'audio_copies_{digest}.npz')
+  tracks = set(np.unique(data['track']).tolist())
+  augmented = None
   if cache and os.path.exists(cache):
     with np.load(cache) as f:
       augmented = {k: f[k] for k in KEYS}
-  else:
-    augmented = audio_copies(config, tracks=set(np.unique(data['track'])))
+    if set(np.unique(augmented['track']).tolist()) != tracks:  # another manual_dir: make them again
+      augmented = None
+  if augmented is None:
+    augmented = audio_copies(config, tracks=tracks)
     if cache and jax.process_index() == 0:
       np.savez(cache + '.tmp.npz', **augmented)
       os.replace(cache + '.tmp.npz', cache)
@@ -96,8 +105,7 @@ def audio_copies(config: ml_collections.ConfigDict, tracks: set[str]) -> Arrays:
   from tfds_gtzan.gtzan_mel import featurize, sources  # pylint: disable=g-import-not-at-top
   if not config.manual_dir:
     raise ValueError('config.augment.audio_copies needs config.manual_dir (the GTZAN audio).')
-  params = audio_augment.AugmentParams(**{f: config.augment[f] for f in audio_augment.AugmentParams.__dataclass_fields__
-                                          if f in config.augment})
+  params = _augment_params(config)
   clips = [c for c in sources.find_clips(config.manual_dir).clips if c.track in tracks]
   missing = tracks - {c.track for c in clips}
   if missing:
@@ -111,6 +119,13 @@ def audio_copies(config: ml_collections.ConfigDict, tracks: set[str]) -> Arrays:
           'label': np.array([clip.label for clip, _, _, _ in rows], np.int32),
           'track': np.array([clip.track for clip, _, _, _ in rows]),
           'copy': np.array([copy for _, copy, _, _ in rows], np.int32)}
+
+
+def _augment_params(config: ml_collections.ConfigDict):
+  """The builder's `AugmentParams` from `config.augment`."""
+  from tfds_gtzan import augment as audio_augment  # pylint: disable=g-import-not-at-top  (needs librosa)
+  fields = audio_augment.AugmentParams.__dataclass_fields__
+  return audio_augment.AugmentParams(**{f: config.augment[f] for f in fields if f in config.augment})
 
 
 def select_copies(data: Arrays, copies: int) -> Arrays:

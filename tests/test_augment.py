@@ -292,7 +292,7 @@ def test_crossval_makes_the_builders_copies(builds, fake_manual_dir, tmp_path):
   config.dataset, config.data_dir, config.manual_dir = 'gtzan_mel/tracks', str(builds['data_dir']), str(fake_manual_dir)
   config.augment.update(audio_copies=COPIES, **ALWAYS.to_dict())
   pooled = crossval.pooled_segments(config, cache_dir=str(tmp_path))
-  assert os.path.exists(tmp_path / f'audio_copies_{COPIES}_0.npz')  # cached for the next run
+  assert len(list(tmp_path.glob('audio_copies_*.npz'))) == 1  # cached for the next run
   train = builds['splits']['augmented']['train']
   assert set(np.unique(pooled['copy'])) == set(range(COPIES + 1))
   for track in np.unique(train['track']):
@@ -302,3 +302,7 @@ def test_crossval_makes_the_builders_copies(builds, fake_manual_dir, tmp_path):
       assert len(built) and np.array_equal(built, ours), (track, copy)
   again = crossval.pooled_segments(config, cache_dir=str(tmp_path))  # from the cache
   assert all(np.array_equal(again[k], pooled[k]) for k in pooled)
+  config.augment.noise_level = 0.01  # other parameters: other copies, not the cached ones
+  other = crossval.pooled_segments(config, cache_dir=str(tmp_path))
+  assert len(list(tmp_path.glob('audio_copies_*.npz'))) == 2
+  assert not np.array_equal(other['mel'][other['copy'] > 0], pooled['mel'][pooled['copy'] > 0])
