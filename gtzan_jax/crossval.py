@@ -101,7 +101,6 @@ def audio_copies(config: ml_collections.ConfigDict, tracks: set[str]) -> Arrays:
   training set as in the built `<base>_aug<K>` dataset.
   """
   # Imported here: only this path needs librosa.
-  from tfds_gtzan import augment as audio_augment  # pylint: disable=g-import-not-at-top
   from tfds_gtzan.gtzan_mel import featurize, sources  # pylint: disable=g-import-not-at-top
   if not config.manual_dir:
     raise ValueError('config.augment.audio_copies needs config.manual_dir (the GTZAN audio).')

@@ -63,14 +63,20 @@ def load_datasets(path: pathlib.Path) -> dict[str, dict[str, np.ndarray]]:
   return datasets
 
 
-def sigterm_worker(process_id: int, port: int, root: pathlib.Path) -> None:
-  """One process of the SIGTERM test: trains until stopped; its last stdout line is {'stopped_at': step}."""
+def _start_worker(process_id: int, port: int, root: pathlib.Path) -> ml_collections.ConfigDict:
+  """Joins the other process on 127.0.0.1:`port`, sets up logging; returns `root`'s config."""
   jax.distributed.initialize(coordinator_address=f'127.0.0.1:{port}', num_processes=NUM_PROCESSES,
                              process_id=process_id, initialization_timeout=120)
-  logging.use_absl_handler()
+  assert jax.process_count() == NUM_PROCESSES and jax.local_device_count() == DEVICES_PER_PROCESS
+  logging.use_absl_handler()  # Timestamped lines on stderr, which a failing test prints.
   logging.set_verbosity(logging.INFO)
   train.quiet_library_logs()
-  config = ml_collections.ConfigDict(json.loads((root / 'config.json').read_text()))
+  return ml_collections.ConfigDict(json.loads((root / 'config.json').read_text()))
+
+
+def sigterm_worker(process_id: int, port: int, root: pathlib.Path) -> None:
+  """One process of the SIGTERM test: trains until stopped; its last stdout line is {'stopped_at': step}."""
+  config = _start_worker(process_id, port, root)
   try:
     train.train_and_evaluate(config, str(root / 'sigterm'), load_datasets(root / 'datasets.npz'))
   except train.TrainingInterrupted as e:
@@ -85,13 +91,7 @@ def worker(process_id: int, port: int, root: pathlib.Path) -> None:
 
   Its last stdout line is a JSON object {mode: [results of each run]}.
   """
-  jax.distributed.initialize(coordinator_address=f'127.0.0.1:{port}', num_processes=NUM_PROCESSES,
-                             process_id=process_id, initialization_timeout=120)
-  assert jax.process_count() == NUM_PROCESSES and jax.local_device_count() == DEVICES_PER_PROCESS
-  logging.use_absl_handler()  # Timestamped lines on stderr, which a failing test prints.
-  logging.set_verbosity(logging.INFO)
-  train.quiet_library_logs()
-  config = ml_collections.ConfigDict(json.loads((root / 'config.json').read_text()))
+  config = _start_worker(process_id, port, root)
   datasets = load_datasets(root / 'datasets.npz')
   outcomes = {}
   for mode, epochs in RUNS.items():
