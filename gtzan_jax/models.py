@@ -30,17 +30,64 @@ import jax.numpy as jnp
 NUM_CLASSES = 10
 
 
+@jax.custom_vjp
 def max_pool_2x2(x: jax.Array) -> jax.Array:
-  """`nn.max_pool(x, (2, 2), strides=(2, 2))` as a reshape and a max ([B, H, W, C]; odd edges dropped).
+  """`nn.max_pool(x, (2, 2), strides=(2, 2))` with a gradient XLA:CPU runs fast ([B, H, W, C]; odd edges dropped).
 
   XLA:CPU lowers max_pool's gradient (select_and_scatter) to index tensors and a
-  scatter, ~6x slower than the gradient of this form (measured by
-  gtzan_jax.benchmark). The forward pass is identical; the gradient goes to
-  every tied maximum instead of the first, which after a ReLU differs only when
-  positive values tie exactly.
+  scatter, ~6x slower than this (measured by gtzan_jax.benchmark). The forward
+  pass is the max of the four strided quarters of `x`; the backward pass sends
+  each window's gradient to the first maximum in (row, column) order, as
+  select_and_scatter does, choosing it with comparisons that make exactly one
+  element of every window win.
+
+  Why not the gradient of a reshape-and-max: JAX routes it by `x == max(x)`, and
+  XLA fuses (and so recomputes) the producer of `x` separately for the forward
+  max and for that comparison. Where the two computations round differently, no
+  element equals the max and the window's gradient is silently dropped: in the
+  paper VGG this lost the gradient of ~17 % of the windows of the last two
+  pools (tests/test_models.py keeps a check on it).
   """
-  b, h, w, c = x.shape
-  return x[:, :h // 2 * 2, :w // 2 * 2].reshape(b, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
+  return _max_pool_fwd(x)[0]
+
+
+def _quarters(x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+  h, w = x.shape[1] // 2 * 2, x.shape[2] // 2 * 2
+  return x[:, 0:h:2, 0:w:2], x[:, 0:h:2, 1:w:2], x[:, 1:h:2, 0:w:2], x[:, 1:h:2, 1:w:2]
+
+
+def _max_pool_fwd(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+  a, b, c, d = _quarters(x)
+  return jnp.maximum(jnp.maximum(a, b), jnp.maximum(c, d)), x
+
+
+def _max_pool_bwd(x: jax.Array, g: jax.Array) -> tuple[jax.Array]:
+  a, b, c, d = _quarters(x)
+  first = (a >= b) & (a >= c) & (a >= d)
+  second = ~first & (b >= c) & (b >= d)
+  third = ~first & ~second & (c >= d)
+  fourth = ~(first | second | third)
+  zero = jnp.zeros_like(g)
+  ga, gb, gc, gd = (jnp.where(m, g, zero) for m in (first, second, third, fourth))
+  bsz, h2, w2, ch = g.shape
+  top = jnp.stack([ga, gb], axis=3).reshape(bsz, h2, 2 * w2, ch)
+  bottom = jnp.stack([gc, gd], axis=3).reshape(bsz, h2, 2 * w2, ch)
+  dx = jnp.stack([top, bottom], axis=2).reshape(bsz, 2 * h2, 2 * w2, ch)
+  return (jnp.pad(dx, ((0, 0), (0, x.shape[1] - 2 * h2), (0, x.shape[2] - 2 * w2), (0, 0))),)
+
+
+max_pool_2x2.defvjp(_max_pool_fwd, _max_pool_bwd)
+
+
+def global_max_pool(x: jax.Array) -> jax.Array:
+  """[B, H, W, C] -> [B, C] maxima whose gradient goes to one argmax per channel.
+
+  Not `jnp.max`: its gradient is routed by `x == max(x)`, which fails when XLA
+  recomputes `x` with different rounding (see `max_pool_2x2`); a gather from the
+  argmax always passes the whole gradient on.
+  """
+  flat = x.reshape(x.shape[0], -1, x.shape[-1])
+  return jnp.take_along_axis(flat, jnp.argmax(flat, axis=1)[:, None], axis=1)[:, 0]
 
 
 class BandNorm(nn.Module):
@@ -121,7 +168,7 @@ class CNN(nn.Module):
       x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=self.dtype,
                        axis_name=self.axis_name)(x)
       x = nn.max_pool(nn.relu(x), pool, strides=pool)
-    x = jnp.mean(x, axis=(1, 2)) if self.global_pool == 'avg' else jnp.max(x, axis=(1, 2))
+    x = jnp.mean(x, axis=(1, 2)) if self.global_pool == 'avg' else global_max_pool(x)
     x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
     x = nn.Dense(self.num_classes, dtype=self.dtype, name='head')(x)
     return x.astype(jnp.float32)

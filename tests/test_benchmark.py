@@ -100,7 +100,7 @@ def test_max_pool_2x2_matches_flax_after_relu():
   y, pool_grad = jax.vjp(models.max_pool_2x2, x)
   y_ref, flax_grad = jax.vjp(flax_pool, x)
   np.testing.assert_array_equal(y, y_ref)
-  np.testing.assert_array_equal(pool_grad(g)[0] * (x > 0), flax_grad(g)[0] * (x > 0))  # what the ReLU passes on
+  np.testing.assert_array_equal(pool_grad(g)[0], flax_grad(g)[0])  # ties (the ReLU's zeros) included
 
 
 def test_torch_peer_has_the_flax_parameter_shapes():
