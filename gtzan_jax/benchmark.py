@@ -47,14 +47,12 @@ from ml_collections import config_flags
 import numpy as np
 import optax
 
+import gtzan_jax
 from gtzan_jax import models
 from gtzan_jax import train
 from gtzan_jax.parallel import DataParallel
 
 N_MELS, N_FRAMES = 128, 173
-# XLA:CPU hands convolution weight gradients to YNNPACK by default, which runs
-# them ~6x slower than Eigen here; naming only `dot` for YNNPACK avoids that.
-CPU_XLA_FLAGS = '--xla_cpu_experimental_ynn_fusion_type=dot'
 # Dense peak FLOP/s by device kind: H100 SXM and H200, bf16 and TF32 (XLA's float32 default).
 PEAK_FLOPS = {'NVIDIA H100 80GB HBM3': {'bfloat16': 989e12, 'float32': 494e12},
               'NVIDIA H200': {'bfloat16': 989e12, 'float32': 494e12}}
@@ -68,7 +66,8 @@ flags.DEFINE_list('batch_sizes', ['64'], 'Batch sizes (per step, on one device).
 flags.DEFINE_list('dtype', ['float32'], 'Activation dtypes: float32, bfloat16.')
 flags.DEFINE_integer('epoch_steps', 0, 'Steps of the device-resident/streaming epoch (0: --steps).')
 flags.DEFINE_boolean('peer', True, 'On CPU, also time the PyTorch VGG (needs torch).')
-flags.DEFINE_boolean('tune_cpu', True, f'Add {CPU_XLA_FLAGS} to XLA_FLAGS (XLA:CPU only).')
+flags.DEFINE_boolean('tune_cpu', True, f'Keep the {gtzan_jax.CPU_XLA_FLAG} that importing gtzan_jax adds '
+                     'to XLA_FLAGS (XLA:CPU only); --notune_cpu times XLA:CPU with its defaults.')
 flags.DEFINE_integer('recipe_examples', 0, 'Time the paper recipe, device-resident, on this many examples.')
 flags.DEFINE_integer('recipe_epochs', 50, 'Epochs of the paper recipe.')
 flags.DEFINE_boolean('build', False, 'Time the dataset build (needs tensorflow_datasets and librosa).')
@@ -439,8 +438,8 @@ def markdown(results: dict[str, Any]) -> str:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
-  if FLAGS.tune_cpu and 'ynn_fusion_type' not in os.environ.get('XLA_FLAGS', ''):
-    os.environ['XLA_FLAGS'] = f"{os.environ.get('XLA_FLAGS', '')} {CPU_XLA_FLAGS}".strip()  # before JAX starts
+  if not FLAGS.tune_cpu and gtzan_jax.CPU_XLA_FLAG_ADDED:  # JAX reads XLA_FLAGS when its backend starts
+    os.environ['XLA_FLAGS'] = os.environ['XLA_FLAGS'].replace(gtzan_jax.CPU_XLA_FLAG, '').strip()
   def save(results: dict[str, Any]) -> None:
     if FLAGS.out:
       with open(FLAGS.out + '.tmp', 'w') as f:

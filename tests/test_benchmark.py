@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from configs import paper
+import gtzan_jax
 from gtzan_jax import benchmark
 from gtzan_jax import models
 
@@ -114,3 +115,15 @@ def test_torch_peer_has_the_flax_parameter_shapes():
   assert sorted(p.numel() for p in peer.parameters()) == flax_sizes
   assert torch_peer.num_params(peer) == sum(flax_sizes)
   print('parameters: flax', sum(flax_sizes), 'torch', torch_peer.num_params(peer))
+
+
+@pytest.mark.parametrize('env, expected', [
+    ({}, gtzan_jax.CPU_XLA_FLAG),  # added on import
+    ({'XLA_FLAGS': '--xla_cpu_experimental_ynn_fusion_type=dot'}, '--xla_cpu_experimental_ynn_fusion_type=dot'),
+    ({'GTZAN_JAX_TUNE_XLA': '0', 'XLA_FLAGS': '--xla_dump_to=/x'}, '--xla_dump_to=/x'),
+])
+def test_importing_gtzan_jax_tunes_xla_cpu_unless_told_otherwise(env, expected):
+  clean = {k: v for k, v in os.environ.items() if k not in ('XLA_FLAGS', 'GTZAN_JAX_TUNE_XLA')}
+  out = subprocess.run([sys.executable, '-c', 'import os, gtzan_jax; print(os.environ.get("XLA_FLAGS"))'],
+                       cwd=REPO, env={**clean, **env}, check=True, capture_output=True, text=True).stdout
+  assert out.strip() == expected
