@@ -33,7 +33,7 @@ def test_log_mel_matches_librosa_per_segment():
   mel = audio.log_mel(segments)
   assert mel.shape == (4, audio.N_MELS, audio.FRAMES) and mel.dtype == np.float32
   for got, segment in zip(mel, segments):
-    np.testing.assert_allclose(got, _librosa_log_mel(segment), rtol=0, atol=1e-4)
+    np.testing.assert_allclose(got, _librosa_log_mel(segment), rtol=0, atol=0.01)  # dB; float32 FFT
   # Clipping the batch as a whole would differ: the quiet segment is > 80 dB below.
   assert mel[1].max() < mel[0].max() - audio.TOP_DB
 

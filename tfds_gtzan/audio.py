@@ -27,17 +27,20 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-SAMPLE_RATE = 22050
-N_FFT = 512
-HOP_LENGTH = 256
-N_MELS = 128
-SEGMENT_SECONDS = 2
-SEGMENT_SAMPLES = SEGMENT_SECONDS * SAMPLE_RATE
+from tfds_gtzan import melspec
+
+# The feature parameters live in `melspec` (numpy only), shared with `jax_mel`.
+SAMPLE_RATE = melspec.SAMPLE_RATE
+N_FFT = melspec.N_FFT
+HOP_LENGTH = melspec.HOP_LENGTH
+N_MELS = melspec.N_MELS
+SEGMENT_SECONDS = melspec.SEGMENT_SECONDS
+SEGMENT_SAMPLES = melspec.SEGMENT_SAMPLES
 MAX_SEGMENTS = 14
-FRAMES = 1 + SEGMENT_SAMPLES // HOP_LENGTH  # 173 centred STFT frames.
-TOP_DB = 80.0
-REF = 1.0
-AMIN = 1e-10
+FRAMES = melspec.FRAMES  # 173 centred STFT frames.
+TOP_DB = melspec.TOP_DB
+REF = melspec.REF
+AMIN = melspec.AMIN
 MEL_DTYPE = np.float16  # Storage dtype of the dataset.
 
 FEATURE_PARAMS = {
@@ -88,9 +91,11 @@ def load_audio(path: str | os.PathLike[str], sr: int = SAMPLE_RATE, *,
     samples, file_sr = _read_soundfile(path, max_seconds)
   except sf.LibsndfileError as sndfile_error:
     samples, file_sr = _read_librosa(path, max_seconds, sndfile_error)
-  if not np.isfinite(samples).all():
+  if samples.dtype.kind == 'f' and not np.isfinite(samples).all():
     raise AudioError(path, 'contains NaN or infinite samples')
-  mono = samples.mean(axis=1) if samples.ndim == 2 else samples
+  if samples.dtype == np.int16:
+    samples = samples.astype(np.float32) * np.float32(1 / 32768)  # exactly libsndfile's conversion
+  mono = samples if samples.ndim == 1 else samples[:, 0] if samples.shape[1] == 1 else samples.mean(axis=1)
   if file_sr != sr and mono.size:
     mono = librosa.resample(mono, orig_sr=file_sr, target_sr=sr)
   if max_seconds is not None:
@@ -151,24 +156,12 @@ def segment(y: np.ndarray, max_segments: int = MAX_SEGMENTS) -> np.ndarray:
 
 
 def log_mel(segments: np.ndarray) -> np.ndarray:
-  """Log-mel spectrograms (dB) of [n, SEGMENT_SAMPLES] segments in one call.
+  """Log-mel spectrograms (dB) of [n, SEGMENT_SAMPLES] segments in one call: [n, N_MELS, FRAMES] float32.
 
-  `librosa.power_to_db(top_db=...)` clips relative to the maximum of its whole
-  input, so for a batch the reference, floor and top_db clipping are applied to
-  each segment separately here.
-
-  Returns:
-    [n, N_MELS, FRAMES] float32.
+  librosa's definition applied to each segment alone (reference, floor and top_db
+  clipping per segment), computed by `melspec.log_mel` (see there why not librosa).
   """
-  if segments.ndim != 2 or segments.shape[1] != SEGMENT_SAMPLES:
-    raise ValueError(f'log_mel() expects [n, {SEGMENT_SAMPLES}] segments, got {segments.shape}.')
-  if not len(segments):
-    return np.zeros((0, N_MELS, FRAMES), np.float32)
-  power = librosa.feature.melspectrogram(
-      y=segments.astype(np.float32, copy=False), sr=SAMPLE_RATE, n_fft=N_FFT,
-      hop_length=HOP_LENGTH, n_mels=N_MELS)
-  db = 10.0 * np.log10(np.maximum(AMIN, power)) - 10.0 * math.log10(max(AMIN, REF))
-  return np.maximum(db, db.max(axis=(1, 2), keepdims=True) - TOP_DB)
+  return melspec.log_mel(segments)
 
 
 def log_mel_from_file(path: str | os.PathLike[str], max_segments: int = MAX_SEGMENTS) -> np.ndarray:
@@ -190,10 +183,15 @@ def _check_file(path: str | os.PathLike[str]) -> None:
 
 def _read_soundfile(path: str | os.PathLike[str],
                     max_seconds: float | None) -> tuple[np.ndarray, int]:
-  """[frames, channels] float32 and the file's sample rate; reads at most `max_seconds`."""
+  """[frames, channels] samples and the file's sample rate; reads at most `max_seconds`.
+
+  16-bit PCM (GTZAN's encoding) comes back as int16, which holds no NaN or
+  infinities to check; other encodings come back as float32.
+  """
   with sf.SoundFile(path) as f:
     frames = -1 if max_seconds is None else math.ceil(max_seconds * f.samplerate)
-    return f.read(frames, dtype='float32', always_2d=True), f.samplerate
+    dtype = 'int16' if f.subtype == 'PCM_16' else 'float32'
+    return f.read(frames, dtype=dtype, always_2d=True), f.samplerate
 
 
 def _read_librosa(path: str | os.PathLike[str], max_seconds: float | None,

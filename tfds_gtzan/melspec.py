@@ -1,0 +1,110 @@
+"""The dataset's log-mel spectrogram in numpy and scipy.fft: librosa's definition, ~1.7x faster.
+
+  db = melspec.log_mel(segments)  # [n, 44100] float32 -> [n, 128, 173] float32 dB
+
+The definition is librosa's (what the paper used), for each segment alone:
+
+  librosa.power_to_db(
+      librosa.feature.melspectrogram(y=segment, sr=22050, n_fft=512,
+                                     hop_length=256, n_mels=128),
+      ref=1.0, top_db=80)
+
+that is: centred frames zero-padded by n_fft // 2, a periodic Hann window, power
+2, the Slaney mel filter bank with Slaney area normalisation, then dB with
+amin 1e-10 and values clipped to 80 dB below the segment's maximum.
+
+Why not call librosa: for the 14 segments of a clip it takes 7.2 ms, this 4.3 ms
+(one thread of our 2-core CPU, idle; `gtzan_jax.benchmark --build` times the
+whole build). The gain is a float32 FFT over all frames of all segments at once
+(scipy.fft) and a single matrix product with the filter bank. It agrees with
+librosa within 0.01 dB (tests/test_audio.py; 0.0015 dB seen on a pure tone 55 dB
+below its peak), below the float16 step of the stored dataset (1/32 dB between
+32 and 64 dB in magnitude, where most values lie).
+
+The module needs only numpy and scipy, so `tfds_gtzan.jax_mel` (the same
+features in jax.numpy, for accelerators) shares its filter bank without librosa.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+import scipy.fft
+
+SAMPLE_RATE = 22050
+N_FFT = 512
+HOP_LENGTH = 256
+N_MELS = 128
+SEGMENT_SECONDS = 2
+SEGMENT_SAMPLES = SEGMENT_SECONDS * SAMPLE_RATE
+FRAMES = 1 + SEGMENT_SAMPLES // HOP_LENGTH  # 173 centred STFT frames.
+TOP_DB = 80.0
+REF = 1.0
+AMIN = 1e-10
+
+# Slaney's mel scale (librosa's default, htk=False): linear below 1 kHz, logarithmic above.
+_F_SP = 200.0 / 3
+_MIN_LOG_HZ = 1000.0
+_MIN_LOG_MEL = _MIN_LOG_HZ / _F_SP
+_LOGSTEP = math.log(6.4) / 27.0
+
+
+def hz_to_mel(hz: np.ndarray) -> np.ndarray:
+  """`librosa.hz_to_mel` (Slaney)."""
+  hz = np.asarray(hz, np.float64)
+  return np.where(hz >= _MIN_LOG_HZ, _MIN_LOG_MEL + np.log(np.maximum(hz, 1e-300) / _MIN_LOG_HZ) / _LOGSTEP,
+                  hz / _F_SP)
+
+
+def mel_to_hz(mel: np.ndarray) -> np.ndarray:
+  """`librosa.mel_to_hz` (Slaney)."""
+  mel = np.asarray(mel, np.float64)
+  return np.where(mel >= _MIN_LOG_MEL, _MIN_LOG_HZ * np.exp(_LOGSTEP * (mel - _MIN_LOG_MEL)), _F_SP * mel)
+
+
+@functools.cache
+def mel_filterbank(sr: int = SAMPLE_RATE, n_fft: int = N_FFT, n_mels: int = N_MELS) -> np.ndarray:
+  """[n_mels, 1 + n_fft // 2] float32: `librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels)`.
+
+  Cached: treat the result as read-only.
+  """
+  fft_hz = np.fft.rfftfreq(n_fft, 1.0 / sr)
+  mel_hz = mel_to_hz(np.linspace(hz_to_mel(0.0), hz_to_mel(sr / 2.0), n_mels + 2))
+  widths = np.diff(mel_hz)
+  ramps = mel_hz[:, None] - fft_hz[None, :]
+  lower = -ramps[:-2] / widths[:-1, None]
+  upper = ramps[2:] / widths[1:, None]
+  weights = np.maximum(0.0, np.minimum(lower, upper))
+  weights *= (2.0 / (mel_hz[2:] - mel_hz[:-2]))[:, None]  # Slaney: constant energy per band
+  return weights.astype(np.float32)
+
+
+@functools.cache
+def hann_window(n: int = N_FFT) -> np.ndarray:
+  """The periodic Hann window (scipy's get_window('hann', n, fftbins=True)), float32; read-only."""
+  return (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n)).astype(np.float32)
+
+
+def log_mel(segments: np.ndarray) -> np.ndarray:
+  """Log-mel spectrograms (dB) of [n, SEGMENT_SAMPLES] segments, each clipped on its own.
+
+  Returns:
+    [n, N_MELS, FRAMES] float32.
+  """
+  segments = np.asarray(segments, np.float32)
+  if segments.ndim != 2 or segments.shape[1] != SEGMENT_SAMPLES:
+    raise ValueError(f'log_mel() expects [n, {SEGMENT_SAMPLES}] segments, got {segments.shape}.')
+  if not len(segments):
+    return np.zeros((0, N_MELS, FRAMES), np.float32)
+  padded = np.pad(segments, ((0, 0), (N_FFT // 2, N_FFT // 2)))
+  frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT, axis=1)[:, ::HOP_LENGTH]
+  spectrum = scipy.fft.rfft(frames * hann_window(), axis=-1)  # [n, FRAMES, 1 + N_FFT // 2] complex64
+  power = np.square(spectrum.real)
+  power += np.square(spectrum.imag)
+  mel = np.matmul(mel_filterbank(), power.transpose(0, 2, 1))  # [n, N_MELS, FRAMES]
+  db = np.log10(np.maximum(AMIN, mel))
+  db *= 10.0
+  db -= 10.0 * math.log10(max(AMIN, REF))
+  return np.maximum(db, db.max(axis=(1, 2), keepdims=True) - TOP_DB)
