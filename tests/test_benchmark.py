@@ -55,6 +55,7 @@ def test_benchmark_runs_end_to_end_without_dataset_libraries(tmp_path):
   assert results['train_examples_per_s'] > 0 and results['runs'][0]['step_flops'] > 0
   assert results['epoch']['max_loss_difference'] < 1e-4
   assert results['mel']['jax_mel_segments_per_s'] > 0  # the jnp log-mel, timed without librosa
+  assert results['mel']['melspec_one_thread_segments_per_s'] > 0  # what the builder uses: numpy + scipy
   assert 'librosa_one_thread_segments_per_s' not in results['mel']
   profile = results['profile']  # the traced step's heaviest XLA ops
   assert profile and sum(p['share'] for p in profile) <= 1.0 + 1e-6
