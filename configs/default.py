@@ -21,9 +21,9 @@ without the audio copies 82.0 +- 4.0 % / 72.4 +- 4.4 %. No single change
 (width, audio copies, cosine lr, dropout, SpecAugment, label smoothing, weight
 decay) moved track accuracy by more than the spread over folds (and the base
 itself, rerun on a CPU with float16 inputs, scored 3 points lower); this recipe
-had the highest mean, and the model is 16x smaller and ~10x faster on CPU
-than the paper's VGG (38.5 vs 3.9 examples/s measured on a 2-core CPU,
-BENCHMARKS.md).
+had the highest mean, and the model is 16x smaller and ~6.5x faster on CPU
+than the paper's VGG (131.9 vs 20.1 training examples/s on an idle 2-core
+CPU, BENCHMARKS.md).
 
 Full GTZAN (fault_filtered, artist-disjoint) is not measured. Estimate, not a
 measurement: 45-60 % track accuracy. gtzan_mini's folds are track-disjoint but

@@ -13,7 +13,8 @@ epochs per fold: track accuracy 79.0 +- 7.3 %, segment accuracy 72.1 +- 4.1 %
 (last checkpoint); with one audio-augmented copy of each training clip
 (`--config.augment.audio_copies=1`) 82.0 +- 11.2 % / 75.2 +- 8.1 %. Training
 runs at ~20k examples/s in bf16 and ~11k in fp32 at batch 64 on that chip
-(BENCHMARKS.md), but only ~4/s on the 2-core CPU of our CI machines: use a GPU.
+(BENCHMARKS.md), but ~20/s on an idle 2-core CPU of our CI machines (30 epochs
+of full GTZAN's ~6.2k training segments: ~2.6 h): use a GPU.
 
 Full GTZAN (fault_filtered: 443 training tracks, ~6.2k segments) has not been
 measured here (it cannot be downloaded in our environment). Published

@@ -19,6 +19,11 @@ export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 GTZAN_JAX_TUNE_XLA=0
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee -a "$LOG"
 python3 -c "import jax, flax, optax, orbax.checkpoint, ml_collections; print('jax', jax.__version__, 'flax', flax.__version__, 'optax', optax.__version__, jax.devices())" 2>&1 | tee -a "$LOG"
 say setup done
+# The max-pool gradient check of tests/test_models.py (no pytest needed): every window keeps its gradient
+# inside the compiled VGG. It failed on CPU before the 2026-11-30 fix; never run on a GPU yet.
+timeout 120 python3 -c "import sys; sys.path.insert(0, 'tests'); import test_models as t
+t.test_pool_gradients_keep_every_windows_gradient_inside_the_model(); print('pool gradient check: passed')" \
+  2>&1 | tail -3 | tee -a "$LOG"
 quiet() { grep --line-buffered -v '^[IW][0-9]\{4\} '; }  # absl INFO/WARNING lines stay in the log only
 if [ "${BENCH:-1}" != 0 ]; then
   B="python3 -m gtzan_jax.benchmark --config=configs/paper.py --steps=20 --rounds=2 --nopeer --notune_cpu --nointerleave"
