@@ -354,6 +354,18 @@ def mel_segments_per_s(rounds: int, batch: int = 256) -> dict[str, Any]:
   return {'batch': batch, **{f'{name}_segments_per_s': rate for name, rate in rates.items()}}
 
 
+def cpu_model() -> str:
+  """The host CPU's model name (/proc/cpuinfo on Linux), else what `platform` knows."""
+  try:
+    with open('/proc/cpuinfo') as f:
+      for line in f:
+        if line.startswith('model name'):
+          return line.split(':', 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or platform.machine()
+
+
 def versions() -> dict[str, str]:
   names = {'jax': jax, 'flax': flax, 'optax': optax, 'numpy': np}
   found = {name: module.__version__ for name, module in names.items()}
@@ -408,7 +420,8 @@ def run(config: ml_collections.ConfigDict, *, batch_sizes: list[int], dtypes: li
   results = {
       'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
       'platform': device.platform, 'device_kind': device.device_kind, 'device_count': jax.device_count(),
-      'cpu_count': os.cpu_count(), 'load_average': os.getloadavg(), 'xla_flags': os.environ.get('XLA_FLAGS', ''),
+      'cpu_count': os.cpu_count(), 'cpu_model': cpu_model(), 'load_average': os.getloadavg(),
+      'xla_flags': os.environ.get('XLA_FLAGS', ''),
       'versions': versions(), 'widths': list(config.vgg.widths), 'steps': steps, 'rounds': rounds,
       'dtype': first['dtype'], 'batch_size': first['batch_size'],
       'train_examples_per_s': first['train_examples_per_s'], 'eval_examples_per_s': first['eval_examples_per_s'],
@@ -447,7 +460,7 @@ def _memory(results: dict[str, Any], device: jax.Device) -> None:
 def markdown(results: dict[str, Any]) -> str:
   """The results as markdown tables."""
   lines = [f"{results['device_kind']} ({results['platform']}), {results['date']}, load average "
-           f"{results['load_average'][0]:.1f} on {results['cpu_count']} CPUs", '',
+           f"{results['load_average'][0]:.1f} on {results['cpu_count']} CPUs ({results.get('cpu_model')})", '',
            '| dtype | batch | train ex/s | eval ex/s | compile s | GFLOP/step | MFU | vs PyTorch |',
            '|---|---|---|---|---|---|---|---|']
   for r in results['runs']:

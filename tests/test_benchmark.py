@@ -47,7 +47,7 @@ def test_benchmark_runs_end_to_end_without_dataset_libraries(tmp_path):
        '--batch_sizes=4', '--steps=1', '--rounds=1', '--nopeer', f'--out={out}', f'--profile_dir={tmp_path / "trace"}'],
       cwd=REPO, check=True, timeout=300)
   results = json.loads(out.read_text())
-  for key in ('train_examples_per_s', 'eval_examples_per_s', 'compile_s', 'platform', 'device_kind',
+  for key in ('train_examples_per_s', 'eval_examples_per_s', 'compile_s', 'platform', 'device_kind', 'cpu_model',
               'batch_size', 'dtype', 'versions', 'date', 'peak_host_memory_mb', 'peak_device_memory_mb',
               'peer', 'ratio_vs_peer', 'epoch', 'runs'):
     assert key in results, key
