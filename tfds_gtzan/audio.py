@@ -28,19 +28,11 @@ import soundfile as sf
 import soxr
 
 from tfds_gtzan import melspec
-
 # The feature parameters live in `melspec` (numpy only), shared with `jax_mel`.
-SAMPLE_RATE = melspec.SAMPLE_RATE
-N_FFT = melspec.N_FFT
-HOP_LENGTH = melspec.HOP_LENGTH
-N_MELS = melspec.N_MELS
-SEGMENT_SECONDS = melspec.SEGMENT_SECONDS
-SEGMENT_SAMPLES = melspec.SEGMENT_SAMPLES
+from tfds_gtzan.melspec import (AMIN, FRAMES, HOP_LENGTH, N_FFT, N_MELS, REF, SAMPLE_RATE,  # pylint: disable=unused-import
+                                SEGMENT_SAMPLES, SEGMENT_SECONDS, TOP_DB)
+
 MAX_SEGMENTS = 14
-FRAMES = melspec.FRAMES  # 173 centred STFT frames.
-TOP_DB = melspec.TOP_DB
-REF = melspec.REF
-AMIN = melspec.AMIN
 MEL_DTYPE = np.float16  # Storage dtype of the dataset.
 
 FEATURE_PARAMS = {

@@ -20,18 +20,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from tfds_gtzan import melspec
-
 # The dataset's parameters and filter bank (numpy only: no librosa needed).
-SAMPLE_RATE = melspec.SAMPLE_RATE
-N_FFT = melspec.N_FFT
-HOP_LENGTH = melspec.HOP_LENGTH
-N_MELS = melspec.N_MELS
-SEGMENT_SAMPLES = melspec.SEGMENT_SAMPLES
-FRAMES = melspec.FRAMES
-AMIN = melspec.AMIN
-REF = melspec.REF
-TOP_DB = melspec.TOP_DB
-mel_filterbank = melspec.mel_filterbank
+from tfds_gtzan.melspec import (AMIN, FRAMES, HOP_LENGTH, N_FFT, N_MELS, REF, SAMPLE_RATE,  # pylint: disable=unused-import
+                                SEGMENT_SAMPLES, TOP_DB, mel_filterbank)
 
 
 def mel_power(segments: jax.Array) -> jax.Array:
