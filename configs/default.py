@@ -21,8 +21,8 @@ without the audio copies 82.0 +- 4.0 % / 72.4 +- 4.4 %. No single change
 (width, audio copies, cosine lr, dropout, SpecAugment, label smoothing, weight
 decay) moved track accuracy by more than the spread over folds (and the base
 itself, rerun on a CPU with float16 inputs, scored 3 points lower); this recipe
-had the highest mean, and the model is 16x smaller and ~6.5x faster on CPU
-than the paper's VGG (131.9 vs 20.1 training examples/s on an idle 2-core
+had the highest mean, and the model is 16x smaller and ~6x faster on CPU
+than the paper's VGG (139.7 vs 22.3 training examples/s on an idle 2-core
 CPU, BENCHMARKS.md).
 
 Full GTZAN (fault_filtered, artist-disjoint) is not measured. Estimate, not a

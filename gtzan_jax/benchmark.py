@@ -68,8 +68,8 @@ flags.DEFINE_list('batch_sizes', ['64'], 'Batch sizes (per step, on one device).
 flags.DEFINE_list('dtype', ['float32'], 'Activation dtypes: float32, bfloat16.')
 flags.DEFINE_integer('epoch_steps', 0, 'Steps of the device-resident/streaming epoch (0: --steps).')
 flags.DEFINE_boolean('peer', True, 'On CPU, also time the PyTorch VGG (needs torch).')
-flags.DEFINE_boolean('tune_cpu', True, f'Keep the {gtzan_jax.CPU_XLA_FLAG} that importing gtzan_jax adds '
-                     'to XLA_FLAGS (XLA:CPU only); --notune_cpu times XLA:CPU with its defaults.')
+flags.DEFINE_boolean('tune_cpu', True, f'Keep the {" ".join(gtzan_jax.CPU_XLA_FLAGS)} that importing gtzan_jax '
+                     'adds to XLA_FLAGS (XLA:CPU only); --notune_cpu times XLA:CPU with its defaults.')
 flags.DEFINE_integer('recipe_examples', 0, 'Time the paper recipe, device-resident, on this many examples.')
 flags.DEFINE_integer('recipe_epochs', 50, 'Epochs of the paper recipe.')
 flags.DEFINE_boolean('build', False, 'Time the dataset build (needs tensorflow_datasets and librosa).')
@@ -499,8 +499,9 @@ def markdown(results: dict[str, Any]) -> str:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
-  if not FLAGS.tune_cpu and gtzan_jax.CPU_XLA_FLAG_ADDED:  # JAX reads XLA_FLAGS when its backend starts
-    os.environ['XLA_FLAGS'] = os.environ['XLA_FLAGS'].replace(gtzan_jax.CPU_XLA_FLAG, '').strip()
+  if not FLAGS.tune_cpu:  # JAX reads XLA_FLAGS when its backend starts
+    os.environ['XLA_FLAGS'] = ' '.join(f for f in os.environ.get('XLA_FLAGS', '').split()
+                                       if f not in gtzan_jax.CPU_XLA_FLAGS_ADDED)
   def save(results: dict[str, Any]) -> None:
     if FLAGS.out:
       with open(FLAGS.out + '.tmp', 'w') as f:

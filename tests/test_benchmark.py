@@ -119,8 +119,9 @@ def test_torch_peer_has_the_flax_parameter_shapes():
 
 
 @pytest.mark.parametrize('env, expected', [
-    ({}, gtzan_jax.CPU_XLA_FLAG),  # added on import
-    ({'XLA_FLAGS': '--xla_cpu_experimental_ynn_fusion_type=dot'}, '--xla_cpu_experimental_ynn_fusion_type=dot'),
+    ({}, ' '.join(gtzan_jax.CPU_XLA_FLAGS)),  # added on import
+    ({'XLA_FLAGS': '--xla_cpu_experimental_ynn_fusion_type=dot'},  # a flag already set keeps its value
+     '--xla_cpu_experimental_ynn_fusion_type=dot ' + ' '.join(gtzan_jax.CPU_XLA_FLAGS[1:])),
     ({'GTZAN_JAX_TUNE_XLA': '0', 'XLA_FLAGS': '--xla_dump_to=/x'}, '--xla_dump_to=/x'),
 ])
 def test_importing_gtzan_jax_tunes_xla_cpu_unless_told_otherwise(env, expected):
