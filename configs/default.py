@@ -15,7 +15,10 @@ Measured (2026-11-28, docs/study.md, "ablation"): 5-fold stratified,
 track-disjoint cross-validation over the 100 real clips of gtzan_mini (70
 training / 10 validation / 20 test tracks per fold), on one NVIDIA H200:
 **track accuracy 83.0 +- 5.1 %, segment accuracy 76.0 +- 6.6 %** (last
-checkpoint; best-by-validation 82.0 +- 7.5 % / 74.8 +- 4.5 %). On the same
+checkpoint; best-by-validation 82.0 +- 7.5 % / 74.8 +- 4.5 %). Rerun on a
+2-core CPU on 2026-11-30 after fixing the max-pool gradient (docs/study.md):
+83.0 +- 5.1 % / 76.4 +- 4.9 %, and 83.0 +- 5.1 % / 78.1 +- 5.4 % with the old
+pool on that machine, so the fix changed nothing measurable here. On the same
 folds the paper's VGG scored 79.0 +- 7.3 % / 72.1 +- 4.1 % and this small VGG
 without the audio copies 82.0 +- 4.0 % / 72.4 +- 4.4 %. No single change
 (width, audio copies, cosine lr, dropout, SpecAugment, label smoothing, weight
