@@ -78,7 +78,8 @@ flags.DEFINE_string('profile_dir', None, 'Trace --steps steps of the first run w
 flags.DEFINE_boolean('epoch', True, 'Time a device-resident against a streamed epoch.')
 flags.DEFINE_boolean('interleave', True, 'Interleave the timers of all batch sizes (else time each after '
                      'its compilation, saving as it goes).')
-flags.DEFINE_boolean('mel', True, 'Time the log-mel features: jax_mel on the device, librosa on the host.')
+flags.DEFINE_boolean('mel', True, 'Time the log-mel features: jax_mel on the device; melspec and librosa on '
+                     'one host thread.')
 flags.DEFINE_integer('build_clips', 1000, 'With --build and no --build_dir: synthetic 30 s clips to write '
                      'as WAV files (untimed) and build from (1000: full GTZAN size).')
 flags.DEFINE_string('build_dir', None, 'With --build: time the build from this GTZAN folder instead.')
@@ -377,8 +378,8 @@ def versions() -> dict[str, str]:
 
 def run(config: ml_collections.ConfigDict, *, batch_sizes: list[int], dtypes: list[str],
         steps: int, rounds: int = 3, epoch_steps: int = 0, peer: bool = True, recipe_examples: int = 0,
-        recipe_epochs: int = 50, build_clips: int = 0, build_dir: str | None = None, mel: bool = False, epoch: bool = True,
-        interleave: bool = True, profile_dir: str | None = None,
+        recipe_epochs: int = 50, build_clips: int = 0, build_dir: str | None = None, mel: bool = False,
+        epoch: bool = True, interleave: bool = True, profile_dir: str | None = None,
         save: Callable[[dict[str, Any]], None] = lambda results: None) -> dict[str, Any]:
   """Every measurement of this module; returns the JSON-ready results (also passed to `save` as they grow)."""
   device = jax.devices()[0]

@@ -274,7 +274,8 @@ def test_cli_builds_the_augmented_variant(builds, fake_manual_dir):
        f'--data_dir={builds["data_dir"]}'],
       cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, check=False)
   assert result.returncode == 0, result.stderr
-  assert f'gtzan_mel/{name} {gtzan_mel_dataset_builder.Builder.VERSION}' in result.stdout  # Prepared by the fixture: reused.
+  version = gtzan_mel_dataset_builder.Builder.VERSION
+  assert f'gtzan_mel/{name} {version}' in result.stdout  # Prepared by the fixture: reused.
   assert f'{COPIES} augmented copies of every training clip (seed 0)' in result.stdout
   assert f'of which augmented copies: {COPIES * 24}' in result.stdout
 

@@ -1,8 +1,8 @@
 """Audio decoding and log-mel features shared by the dataset builder and inference.
 
 A clip becomes at most `MAX_SEGMENTS` non-overlapping 2 s segments taken from its
-start; each segment becomes a [N_MELS, FRAMES] log-mel spectrogram in dB that is
-identical to
+start; each segment becomes a [N_MELS, FRAMES] log-mel spectrogram in dB that equals,
+within 0.01 dB (computed by `melspec`, 1.7x faster),
 
   librosa.power_to_db(
       librosa.feature.melspectrogram(y=segment, sr=22050, n_fft=512,
@@ -29,7 +29,8 @@ import soxr
 
 from tfds_gtzan import melspec
 # The feature parameters live in `melspec` (numpy only), shared with `jax_mel`.
-from tfds_gtzan.melspec import (AMIN, FRAMES, HOP_LENGTH, N_FFT, N_MELS, REF, SAMPLE_RATE,  # pylint: disable=unused-import
+# pylint: disable-next=unused-import
+from tfds_gtzan.melspec import (AMIN, FRAMES, HOP_LENGTH, N_FFT, N_MELS, REF, SAMPLE_RATE,
                                 SEGMENT_SAMPLES, SEGMENT_SECONDS, TOP_DB)
 
 MAX_SEGMENTS = 14

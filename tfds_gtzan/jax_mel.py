@@ -21,7 +21,8 @@ import numpy as np
 
 from tfds_gtzan import melspec
 # The dataset's parameters and filter bank (numpy only: no librosa needed).
-from tfds_gtzan.melspec import (AMIN, FRAMES, HOP_LENGTH, N_FFT, N_MELS, REF, SAMPLE_RATE,  # pylint: disable=unused-import
+# pylint: disable-next=unused-import
+from tfds_gtzan.melspec import (AMIN, FRAMES, HOP_LENGTH, N_FFT, N_MELS, REF, SAMPLE_RATE,
                                 SEGMENT_SAMPLES, TOP_DB, mel_filterbank)
 
 
