@@ -1,9 +1,12 @@
 """Model shapes, parameter counts and the input normalisation."""
 
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from configs import paper
 from gtzan_jax import models
@@ -114,3 +117,44 @@ def test_global_max_pool_is_the_max_and_passes_the_whole_gradient():
   (dx,) = vjp(g)
   np.testing.assert_allclose(dx.sum(axis=(1, 2)), g, rtol=1e-6)
   assert ((dx != 0).sum(axis=(1, 2)) == 1).all()
+
+
+@pytest.mark.parametrize('kernel_size', [(3, 3), (5, 5), (4, 4), (2, 3)])
+def test_one_channel_conv_matches_lax_in_values_and_gradients(kernel_size):
+  """The first layer's stencil (XLA:CPU) against nn.Conv's own convolution, even kernels included."""
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, 12, 17, 1))
+  ours = nn.Conv(4, kernel_size, conv_general_dilated=models.conv_general_dilated)
+  ref = nn.Conv(4, kernel_size)
+  variables = ours.init(jax.random.PRNGKey(1), x)
+
+  def loss(module, variables, x):
+    return jnp.sum(jnp.sin(module.apply(variables, x)))
+
+  np.testing.assert_allclose(jax.jit(ours.apply)(variables, x), ref.apply(variables, x), atol=1e-5)
+  grads = jax.jit(jax.grad(functools.partial(loss, ours), (0, 1)))(variables, x)
+  expected = jax.grad(functools.partial(loss, ref), (0, 1))(variables, x)
+  for g, e in zip(jax.tree.leaves(grads), jax.tree.leaves(expected)):
+    np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-5)
+
+
+def test_one_channel_conv_bfloat16_sums_in_float32():
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, 12, 17, 1))
+  ours = nn.Conv(4, (3, 3), dtype=jnp.bfloat16, conv_general_dilated=models.conv_general_dilated)
+  variables = ours.init(jax.random.PRNGKey(1), x)
+  y = jax.jit(ours.apply)(variables, x)
+  rounded = jax.tree.map(lambda v: v.astype(jnp.bfloat16).astype(jnp.float32), (variables, x))
+  exact = nn.Conv(4, (3, 3)).apply(*rounded)  # float32 sums of the same bfloat16 inputs
+  assert y.dtype == jnp.bfloat16
+  # One rounding of the float32 sum to bfloat16: within half a bfloat16 ulp (2^-9 relative).
+  np.testing.assert_allclose(y.astype(jnp.float32), exact, rtol=2.0 ** -8, atol=1e-6)
+
+
+def test_one_channel_conv_is_a_stencil_on_cpu_and_other_convs_stay_convolutions():
+  def hlo(in_channels):
+    x = jnp.zeros((2, 12, 17, in_channels))
+    conv = nn.Conv(4, (3, 3), conv_general_dilated=models.conv_general_dilated)
+    return jax.jit(conv.apply).lower(conv.init(jax.random.PRNGKey(0), x), x).as_text()
+
+  assert jax.default_backend() == 'cpu'  # the suite runs on CPU
+  assert 'convolution' not in hlo(1)
+  assert 'convolution' in hlo(2)
