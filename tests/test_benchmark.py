@@ -129,3 +129,23 @@ def test_importing_gtzan_jax_tunes_xla_cpu_unless_told_otherwise(env, expected):
   out = subprocess.run([sys.executable, '-c', 'import os, gtzan_jax; print(os.environ.get("XLA_FLAGS"))'],
                        cwd=REPO, env={**clean, **env}, check=True, capture_output=True, text=True).stdout
   assert out.strip() == expected
+
+
+def test_conv_bound_finds_every_convolution_of_the_model_in_order():
+  """scripts/conv_bound.py times the model's own convolutions: right shapes, same outputs."""
+  sys.path.insert(0, os.path.join(REPO, 'scripts'))
+  try:
+    import conv_bound  # pylint: disable=g-import-not-at-top
+  finally:
+    sys.path.pop(0)
+  config = paper.get_config()
+  config.vgg.widths = (4, 8)
+  convs = conv_bound.model_convolutions(config, batch_size=2)
+  assert models.conv_general_dilated.__name__ == 'conv_general_dilated'  # restored
+  assert [(x, k) for x, k, _ in convs] == [
+      ((2, 128, 173, 1), (3, 3, 1, 4)), ((2, 128, 173, 4), (3, 3, 4, 4)),
+      ((2, 64, 86, 4), (3, 3, 4, 8)), ((2, 64, 86, 8), (3, 3, 8, 8))]
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, 64, 86, 4))
+  kernel = jax.random.normal(jax.random.PRNGKey(1), (3, 3, 4, 8))
+  np.testing.assert_allclose(convs[2][2](x, kernel), nn.Conv(8, (3, 3), use_bias=False).apply(
+      {'params': {'kernel': kernel}}, x), rtol=1e-5, atol=1e-5)
