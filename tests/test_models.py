@@ -1,15 +1,19 @@
 """Model shapes, parameter counts and the input normalisation."""
 
 import functools
+import os
+import subprocess
+import sys
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 
 from configs import paper
 from gtzan_jax import models
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _init(model, batch=2):
@@ -119,22 +123,26 @@ def test_global_max_pool_is_the_max_and_passes_the_whole_gradient():
   assert ((dx != 0).sum(axis=(1, 2)) == 1).all()
 
 
-@pytest.mark.parametrize('kernel_size', [(3, 3), (5, 5), (4, 4), (2, 3)])
-def test_one_channel_conv_matches_lax_in_values_and_gradients(kernel_size):
-  """The first layer's stencil (XLA:CPU) against nn.Conv's own convolution, even kernels included."""
+def test_one_channel_conv_matches_lax_in_values_and_gradients():
+  """The first layer's stencil (XLA:CPU) against nn.Conv's own convolution, even kernels included.
+
+  (No pytest.mark here: scripts/gpu_session.sh imports this file where pytest may be missing.)
+  """
   x = jax.random.normal(jax.random.PRNGKey(0), (2, 12, 17, 1))
-  ours = nn.Conv(4, kernel_size, conv_general_dilated=models.conv_general_dilated)
-  ref = nn.Conv(4, kernel_size)
-  variables = ours.init(jax.random.PRNGKey(1), x)
 
   def loss(module, variables, x):
     return jnp.sum(jnp.sin(module.apply(variables, x)))
 
-  np.testing.assert_allclose(jax.jit(ours.apply)(variables, x), ref.apply(variables, x), atol=1e-5)
-  grads = jax.jit(jax.grad(functools.partial(loss, ours), (0, 1)))(variables, x)
-  expected = jax.grad(functools.partial(loss, ref), (0, 1))(variables, x)
-  for g, e in zip(jax.tree.leaves(grads), jax.tree.leaves(expected)):
-    np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-5)
+  for kernel_size in [(3, 3), (5, 5), (4, 4), (2, 3)]:
+    ours = nn.Conv(4, kernel_size, conv_general_dilated=models.conv_general_dilated)
+    ref = nn.Conv(4, kernel_size)
+    variables = ours.init(jax.random.PRNGKey(1), x)
+    np.testing.assert_allclose(jax.jit(ours.apply)(variables, x), ref.apply(variables, x), atol=1e-5,
+                               err_msg=f'kernel {kernel_size}')
+    grads = jax.jit(jax.grad(functools.partial(loss, ours), (0, 1)))(variables, x)
+    expected = jax.grad(functools.partial(loss, ref), (0, 1))(variables, x)
+    for g, e in zip(jax.tree.leaves(grads), jax.tree.leaves(expected)):
+      np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-5, err_msg=f'kernel {kernel_size}')
 
 
 def test_one_channel_conv_bfloat16_sums_in_float32():
@@ -158,3 +166,10 @@ def test_one_channel_conv_is_a_stencil_on_cpu_and_other_convs_stay_convolutions(
   assert jax.default_backend() == 'cpu'  # the suite runs on CPU
   assert 'convolution' not in hlo(1)
   assert 'convolution' in hlo(2)
+
+
+def test_this_file_imports_without_pytest():
+  """scripts/gpu_session.sh runs the pool check above from this file, on images that may lack pytest."""
+  code = "import sys; sys.modules['pytest'] = None; sys.path.insert(0, 'tests'); import test_models"
+  result = subprocess.run([sys.executable, '-c', code], cwd=REPO, capture_output=True, text=True, check=False)
+  assert result.returncode == 0, result.stderr[-2000:]
