@@ -13,6 +13,9 @@ The same small VGG with the paper's settings (constant lr, no dropout or augment
 79.0 +- 4.9 % (best checkpoint 82.0 +- 4.0 %) on the same folds: the regularisation here makes no
 difference that 100 clips can resolve (docs/study.md). Rerun on an H200 with the other ablation arms
 (8-bit features, same folds): 81.0 +- 8.6 % track, 75.2 +- 7.1 % segment accuracy.
+With the fixed max-pool gradient (2026-11-30, idle 2-core Intel Xeon, ~2 min per fold at ~128
+examples/s): 82.0 +- 9.3 % track, 75.6 +- 7.4 % segment accuracy (best checkpoint 80.0 +- 8.4 % /
+73.2 +- 7.5 %). Every figure above before this one predates that fix.
 configs/default.py (the paper's settings plus one audio copy per clip) is the recommended recipe.
 
 On full GTZAN (fault_filtered, artist-disjoint) this has not been measured. Estimate, not a
