@@ -80,8 +80,8 @@ def main() -> None:
     x = jax.random.normal(jax.random.PRNGKey(0), x_shape)
     kernel = jax.random.normal(jax.random.PRNGKey(1), k_shape)
     g = jnp.ones(jax.eval_shape(conv, x, kernel).shape)
-    dx = jax.jit(lambda g, kernel, x=x: jax.vjp(lambda x: conv(x, kernel), x)[1](g)[0])
-    dk = jax.jit(lambda g, x, kernel=kernel: jax.vjp(lambda k: conv(x, k), kernel)[1](g)[0])
+    dx = jax.jit(lambda g, kernel, x=x, conv=conv: jax.vjp(lambda x: conv(x, kernel), x)[1](g)[0])
+    dk = jax.jit(lambda g, x, kernel=kernel, conv=conv: jax.vjp(lambda k: conv(x, k), kernel)[1](g)[0])
     times = [best_ms(jax.jit(conv), x, kernel, rounds=args.rounds),
              best_ms(dx, g, kernel, rounds=args.rounds) if i else 0.0,
              best_ms(dk, g, x, rounds=args.rounds)]
@@ -105,8 +105,9 @@ def main() -> None:
   print(f'convolutions alone: {conv_s:.3f} s per step -> at most {args.batch_size / conv_s:.1f} examples/s')
   print(f'measured train step: {args.batch_size / step_rate:.3f} s -> {step_rate:.1f} examples/s '
         f'({100 * conv_s * step_rate / args.batch_size:.0f} % of it in the convolutions)')
-  print(f"step FLOPs {info['step_flops'] / 1e9:.1f} G: {info['step_flops'] / 1e9 * step_rate / args.batch_size:.0f} "
-        f'GFLOP/s; a 4096^3 float32 matrix product: {2 * 4096 ** 3 / matmul_s / 1e9:.0f} GFLOP/s')
+  gflop = (info['step_flops'] or 0) / 1e9
+  print(f'step FLOPs {gflop:.1f} G: {gflop * step_rate / args.batch_size:.0f} GFLOP/s; '
+        f'a 4096^3 float32 matrix product: {2 * 4096 ** 3 / matmul_s / 1e9:.0f} GFLOP/s')
   if 'torch' in rates:
     print(f"PyTorch (same VGG, batch, run): {rates['torch']:.1f} examples/s; JAX {step_rate / rates['torch']:.2f}x, "
           f"the convolutions' bound {args.batch_size / conv_s / rates['torch']:.2f}x")
