@@ -314,17 +314,12 @@ def crossvalidate(config: ml_collections.ConfigDict, workdir: str, *, folds: int
 def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
-  logging.set_verbosity(logging.INFO)
-  train.quiet_library_logs()
-  try:
-    data = load_arrays(FLAGS.arrays) if FLAGS.arrays else None
-    result = crossvalidate(FLAGS.config, FLAGS.workdir, folds=FLAGS.folds, fold_seed=FLAGS.fold_seed,
-                           validation_fraction=FLAGS.validation_fraction, data=data)
-  except train.TrainingInterrupted as e:
-    print(e, flush=True)
-    return
-  except (ValueError, FileNotFoundError) as e:
-    raise SystemExit(f'error: {e}') from None
+  result = train.run_command(lambda: crossvalidate(
+      FLAGS.config, FLAGS.workdir, folds=FLAGS.folds, fold_seed=FLAGS.fold_seed,
+      validation_fraction=FLAGS.validation_fraction,
+      data=load_arrays(FLAGS.arrays) if FLAGS.arrays else None))
+  if result is None:
+    return  # stopped by a signal; the finished folds are kept
   for kind in CHECKPOINTS:
     s = result['summary'][kind]
     print(f"{kind} checkpoint: segment accuracy {100 * s['segment']['accuracy']['mean']:.1f} +- "

@@ -23,19 +23,11 @@ flags.mark_flags_as_required(['config', 'workdir'])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
-  train.quiet_library_logs()
   logging.info('JAX %s: process %d/%d, %d local / %d global devices (%s).', jax.__version__,
                jax.process_index(), jax.process_count(), jax.local_device_count(),
                jax.device_count(), jax.devices()[0].device_kind)
-  try:
-    train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
-  except train.TrainingInterrupted as e:
-    print(e, flush=True)
-    return
-  except (ValueError, FileNotFoundError, train.NonFiniteLossError) as e:
-    if logging.get_verbosity() >= logging.DEBUG:
-      raise
-    raise SystemExit(f'error: {e} (--verbosity=1 shows the traceback)') from None
+  if train.run_command(lambda: train.train_and_evaluate(FLAGS.config, FLAGS.workdir)) is None:
+    return  # stopped by a signal; the message says where it was checkpointed
   if jax.process_index() == 0:
     print(f'Results: {FLAGS.workdir}/results.json', flush=True)
 

@@ -159,16 +159,9 @@ def _write_outputs(workdir: str, key: str, rows: list[dict[str, Any]], curves: d
 def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
-  logging.set_verbosity(logging.INFO)
-  train.quiet_library_logs()
-  try:
-    key, texts = parse_sweep(FLAGS.sweep)
-    rows = run_sweep(FLAGS.config, FLAGS.workdir, key, texts)
-  except train.TrainingInterrupted as e:
-    print(e, flush=True)
-    return
-  except (ValueError, FileNotFoundError) as e:
-    raise SystemExit(f'error: {e}') from None
+  rows = train.run_command(lambda: run_sweep(FLAGS.config, FLAGS.workdir, *parse_sweep(FLAGS.sweep)))
+  if rows is None:
+    return  # stopped by a signal; the finished runs are kept
   print(report.markdown_table(list(rows[0]), [list(row.values()) for row in rows]))
   print(f'Sweep: {FLAGS.workdir}/sweep.md, sweep.csv, sweep.png', flush=True)
 

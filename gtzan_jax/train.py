@@ -60,6 +60,24 @@ class TrainingInterrupted(Exception):
     self.step = step
 
 
+def run_command(work: Callable[[], Any]) -> Any:
+  """Runs a training command's work for its absl main(); returns what `work` returns.
+
+  A SIGTERM/SIGINT stop prints where the run was checkpointed and returns None. Bad input
+  and a NaN stop exit with one line, `error: ...`; `--verbosity=1` shows the traceback.
+  """
+  quiet_library_logs()
+  try:
+    return work()
+  except TrainingInterrupted as e:
+    print(e, flush=True)
+    return None
+  except (ValueError, FileNotFoundError, NonFiniteLossError) as e:
+    if logging.get_verbosity() >= logging.DEBUG:
+      raise
+    raise SystemExit(f'error: {e} (--verbosity=1 shows the traceback)') from None
+
+
 class _StopSignals:
   """Turns the first SIGTERM or SIGINT into a request to checkpoint and stop.
 

@@ -245,3 +245,30 @@ def test_bfloat16_accuracy_within_a_point_of_float32(tiny_config, tmp_path):
   print('test accuracy', accuracy)
   assert accuracy['float32'] > 0.4  # 4x chance after 64 steps: it learned (0.595 when written)
   assert abs(accuracy['bfloat16'] - accuracy['float32']) <= 0.01
+
+
+def test_run_command_turns_stops_and_bad_input_into_one_line(capsys):
+  """main, crossval and sweep share this: a signal stop returns None, bad input or NaN is one line."""
+  from absl import logging
+  assert train.run_command(lambda: {'step': 3}) == {'step': 3}
+
+  def interrupted():
+    raise train.TrainingInterrupted('Stopped by SIGTERM; checkpointed step 7.', step=7)
+  assert train.run_command(interrupted) is None
+  assert capsys.readouterr().out == 'Stopped by SIGTERM; checkpointed step 7.\n'
+
+  for error in (ValueError('config.batch_size=12 does not divide by the 8 devices'),
+                FileNotFoundError('/x/train.txt: no such file'),
+                train.NonFiniteLossError('loss became nan by step 6')):
+    def fail(error=error):
+      raise error
+    with pytest.raises(SystemExit) as exit_info:
+      train.run_command(fail)
+    assert exit_info.value.code == f'error: {error} (--verbosity=1 shows the traceback)'
+  old = logging.get_verbosity()
+  logging.set_verbosity(logging.DEBUG)
+  try:
+    with pytest.raises(train.NonFiniteLossError):  # --verbosity=1: the traceback, for a bug report
+      train.run_command(lambda: (_ for _ in ()).throw(train.NonFiniteLossError('nan')))
+  finally:
+    logging.set_verbosity(old)
