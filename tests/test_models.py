@@ -158,14 +158,22 @@ def test_one_channel_conv_bfloat16_sums_in_float32():
 
 
 def test_one_channel_conv_is_a_stencil_on_cpu_and_other_convs_stay_convolutions():
-  def hlo(in_channels):
+  def hlo(in_channels, platform='cpu'):
     x = jnp.zeros((2, 12, 17, in_channels))
     conv = nn.Conv(4, (3, 3), conv_general_dilated=models.conv_general_dilated)
-    return jax.jit(conv.apply).lower(conv.init(jax.random.PRNGKey(0), x), x).as_text()
+    variables = conv.init(jax.random.PRNGKey(0), x)
+    if platform == 'cpu':
+      return jax.jit(conv.apply).lower(variables, x).as_text()
+    return jax.export.export(jax.jit(conv.apply), platforms=[platform])(variables, x).mlir_module()
 
+  # The op's name, not the word: the exported text carries source locations, and this test's name
+  # has "convolutions" in it.
+  conv_op = 'stablehlo.convolution'
   assert jax.default_backend() == 'cpu'  # the suite runs on CPU
-  assert 'convolution' not in hlo(1)
-  assert 'convolution' in hlo(2)
+  assert conv_op not in hlo(1)
+  assert conv_op in hlo(2)
+  # Lowered for a GPU (no GPU needed), the first layer stays a convolution for cuDNN.
+  assert conv_op in hlo(1, 'cuda') and conv_op in hlo(1, 'rocm')
 
 
 def test_this_file_imports_without_pytest():
