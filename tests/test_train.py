@@ -272,3 +272,25 @@ def test_run_command_turns_stops_and_bad_input_into_one_line(capsys):
       train.run_command(lambda: (_ for _ in ()).throw(train.NonFiniteLossError('nan')))
   finally:
     logging.set_verbosity(old)
+
+
+@pytest.mark.parametrize('dtype', ['float32', 'bfloat16'])
+def test_train_and_eval_steps_lower_for_gpus(tiny_config, dtype):
+  """CI has no GPU: this catches CPU-only code in the steps (the CPU stencil has a GPU twin) before a lease."""
+  tiny_config.dtype = dtype
+  tiny_config.augment.time_masks = tiny_config.augment.mixup_alpha = 1
+  model = models.create_model(tiny_config)
+  state = train.create_train_state(jax.random.PRNGKey(0), tiny_config, model, 10)
+  mel = jax.ShapeDtypeStruct((16, input_pipeline.N_MELS, input_pipeline.N_FRAMES), jnp.float16)  # as stored
+  label = jax.ShapeDtypeStruct((16,), jnp.int32)
+  steps = {
+      'train': (functools.partial(train.train_step, axis_name=None, augment=tiny_config.augment),
+                {'mel': mel, 'label': label}),
+      'eval': (functools.partial(train.eval_step, axis_name=None),
+               {'mel': mel, 'label': label, 'mask': jax.ShapeDtypeStruct((16,), jnp.float32)})}
+  for platform in ('cuda', 'rocm'):
+    for name, (step, batch) in steps.items():
+      text = jax.export.export(jax.jit(step), platforms=[platform])(state, batch).mlir_module()
+      # The tiny VGG has 4 convolutions (widths 4 and 8, two each), the first on one channel. A train
+      # step: 4 forward, 3 input gradients (none for the input) and 4 kernel gradients.
+      assert text.count('stablehlo.convolution') == (11 if name == 'train' else 4), (platform, name)
