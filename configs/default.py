@@ -11,22 +11,21 @@ width at batch 32, 15 epochs, and one augmented copy of every training clip
 (the paper's audio augmentation: noise and/or pitch shift + time stretch, each
 with probability 0.5), which the dataset builder makes once.
 
-Measured (2026-11-28, docs/study.md, "ablation"): 5-fold stratified,
+Measured (2026-11-30, docs/study.md, "ablation"): 5-fold stratified,
 track-disjoint cross-validation over the 100 real clips of gtzan_mini (70
-training / 10 validation / 20 test tracks per fold), on one NVIDIA H200:
-**track accuracy 83.0 +- 5.1 %, segment accuracy 76.0 +- 6.6 %** (last
-checkpoint; best-by-validation 82.0 +- 7.5 % / 74.8 +- 4.5 %). Rerun on a
-2-core CPU on 2026-11-30 after fixing the max-pool gradient (docs/study.md):
-83.0 +- 5.1 % / 76.4 +- 4.9 %, and 83.0 +- 5.1 % / 78.1 +- 5.4 % with the old
-pool on that machine, so the fix changed nothing measurable here. On the same
-folds the paper's VGG scored 79.0 +- 7.3 % / 72.1 +- 4.1 % and this small VGG
-without the audio copies 82.0 +- 4.0 % / 72.4 +- 4.4 %. No single change
+training / 10 validation / 20 test tracks per fold), fp32 on a 2-core CPU:
+**track accuracy 83.0 +- 5.1 %, segment accuracy 76.4 +- 4.9 %** (last
+checkpoint; best-by-validation 82.0 +- 7.5 % / 73.9 +- 4.6 %). The same run
+before the 2026-11-30 fix of the max-pool gradient scored 83.0 +- 5.1 % /
+78.1 +- 5.4 % on that machine (and 83.0 +- 5.1 % / 76.0 +- 6.6 % on an H200
+with 8-bit inputs), so the fix changed nothing measurable here. On the same
+folds the paper's VGG scored 76.0 +- 11.6 % / 73.2 +- 9.1 % and this small
+VGG without the audio copies 82.0 +- 2.4 % / 71.6 +- 4.1 %. No single change
 (width, audio copies, cosine lr, dropout, SpecAugment, label smoothing, weight
-decay) moved track accuracy by more than the spread over folds (and the base
-itself, rerun on a CPU with float16 inputs, scored 3 points lower); this recipe
-had the highest mean, and the model is 16x smaller and ~6x faster on CPU
-than the paper's VGG (139.7 vs 22.3 training examples/s on an idle 2-core
-CPU, BENCHMARKS.md).
+decay) moved track accuracy by more than the spread over folds (and reruns of
+one recipe differ by up to 3 points); this recipe had the highest mean, and
+the model is 16x smaller and ~6x faster on CPU than the paper's VGG (139.7
+vs 22.3 training examples/s on an idle 2-core CPU, BENCHMARKS.md).
 
 Full GTZAN (fault_filtered, artist-disjoint) is not measured. Estimate, not a
 measurement: 45-60 % track accuracy. gtzan_mini's folds are track-disjoint but
