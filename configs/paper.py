@@ -80,4 +80,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.log_every_steps = 50
   config.checkpoint_every_steps = 0  # 0: checkpoint at the end of every epoch only
   config.keep_checkpoints = 3
+  # Persistent XLA compilation cache ('' off): a later run of the same step loads it from here
+  # instead of compiling. JAX_COMPILATION_CACHE_DIR, when set, wins.
+  config.compilation_cache_dir = '~/.cache/gtzan_jax/jax_compilation_cache'
   return config

@@ -317,7 +317,7 @@ def main(argv: Sequence[str]) -> None:
   result = train.run_command(lambda: crossvalidate(
       FLAGS.config, FLAGS.workdir, folds=FLAGS.folds, fold_seed=FLAGS.fold_seed,
       validation_fraction=FLAGS.validation_fraction,
-      data=load_arrays(FLAGS.arrays) if FLAGS.arrays else None))
+      data=load_arrays(FLAGS.arrays) if FLAGS.arrays else None), FLAGS.config)
   if result is None:
     return  # stopped by a signal; the finished folds are kept
   for kind in CHECKPOINTS:

@@ -26,7 +26,7 @@ def main(argv):
   logging.info('JAX %s: process %d/%d, %d local / %d global devices (%s).', jax.__version__,
                jax.process_index(), jax.process_count(), jax.local_device_count(),
                jax.device_count(), jax.devices()[0].device_kind)
-  if train.run_command(lambda: train.train_and_evaluate(FLAGS.config, FLAGS.workdir)) is None:
+  if train.run_command(lambda: train.train_and_evaluate(FLAGS.config, FLAGS.workdir), FLAGS.config) is None:
     return  # stopped by a signal; the message says where it was checkpointed
   if jax.process_index() == 0:
     print(f'Results: {FLAGS.workdir}/results.json', flush=True)

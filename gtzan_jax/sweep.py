@@ -159,7 +159,7 @@ def _write_outputs(workdir: str, key: str, rows: list[dict[str, Any]], curves: d
 def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
-  rows = train.run_command(lambda: run_sweep(FLAGS.config, FLAGS.workdir, *parse_sweep(FLAGS.sweep)))
+  rows = train.run_command(lambda: run_sweep(FLAGS.config, FLAGS.workdir, *parse_sweep(FLAGS.sweep)), FLAGS.config)
   if rows is None:
     return  # stopped by a signal; the finished runs are kept
   print(report.markdown_table(list(rows[0]), [list(row.values()) for row in rows]))

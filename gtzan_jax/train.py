@@ -60,13 +60,27 @@ class TrainingInterrupted(Exception):
     self.step = step
 
 
-def run_command(work: Callable[[], Any]) -> Any:
+def use_compilation_cache(directory: str | None) -> None:
+  """Points JAX's persistent compilation cache at `directory` unless JAX already has one.
+
+  A later process compiling the same step (a rerun, a resumed run, the next fold or sweep value)
+  loads it from there instead of compiling. JAX settles on its cache at its first compilation, so
+  call this before anything compiles; JAX_COMPILATION_CACHE_DIR, when set, wins.
+  """
+  if directory and not jax.config.jax_compilation_cache_dir:
+    jax.config.update('jax_compilation_cache_dir', os.path.expanduser(directory))
+
+
+def run_command(work: Callable[[], Any], config: ml_collections.ConfigDict | None = None) -> Any:
   """Runs a training command's work for its absl main(); returns what `work` returns.
 
-  A SIGTERM/SIGINT stop prints where the run was checkpointed and returns None. Bad input
-  and a NaN stop exit with one line, `error: ...`; `--verbosity=1` shows the traceback.
+  With `config`, first turns on its `compilation_cache_dir`. A SIGTERM/SIGINT stop prints where
+  the run was checkpointed and returns None. Bad input and a NaN stop exit with one line,
+  `error: ...`; `--verbosity=1` shows the traceback.
   """
   quiet_library_logs()
+  if config is not None:
+    use_compilation_cache(config.get('compilation_cache_dir'))
   try:
     return work()
   except TrainingInterrupted as e:
@@ -385,7 +399,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
   step, pending, validation = start_step, [], None
   progress.restart(step)
-  train_start = time.perf_counter()
+  train_start = first_step_start = time.perf_counter()
   with _StopSignals() as stop:
     for epoch in range(start_step // steps_per_epoch, config.num_epochs):
       if resident and step == epoch * steps_per_epoch:
@@ -418,6 +432,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         pending.append(metrics)
         if step == start_step + 1:  # the first step compiles: keep it out of examples/s
           jax.block_until_ready(metrics)
+          logging.info('First step (compilation included): %.1f s.', time.perf_counter() - first_step_start)
           progress.restart(step)
         epoch_end = step % steps_per_epoch == 0
         checkpoint_now = (config.checkpoint_every_steps and step % config.checkpoint_every_steps == 0

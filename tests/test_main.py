@@ -10,8 +10,9 @@ import pytest
 from conftest import REPO
 
 
-def _main(workdir, data_dir, *overrides, devices=8):
-  env = dict(os.environ, XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}', JAX_PLATFORMS='cpu')
+def _main(workdir, data_dir, *overrides, devices=8, env=None):
+  env = dict(os.environ, XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}', JAX_PLATFORMS='cpu',
+             **(env or {}))
   cmd = [sys.executable, '-m', 'gtzan_jax.main', '--config=configs/synthetic.py', f'--workdir={workdir}',
          f'--config.data_dir={data_dir}', '--config.vgg.widths=(4,)', '--config.batch_size=64',
          '--config.log_every_steps=10', *overrides]
@@ -64,3 +65,30 @@ def test_config_mistakes_are_one_line_errors(tmp_path, override, message):
 def test_unknown_config_key_is_rejected(tmp_path):
   result = _main(str(tmp_path / 'w'), str(tmp_path / 'data'), '--config.batch_sise=32')
   assert result.returncode != 0 and 'batch_sise' in result.stderr
+
+
+@pytest.mark.slow
+def test_a_second_run_loads_its_compiled_step_from_the_cache(synthetic_data_dir, tmp_path):
+  cache = tmp_path / 'cache'
+  env = {'JAX_COMPILATION_CACHE_DIR': '',  # conftest's suite-wide cache would win over the config
+         'JAX_DEBUG_LOG_MODULES': 'jax._src.compiler'}  # logs each cache hit and miss
+  runs, logs = [], []
+  for name in ('first', 'second'):
+    result = _main(str(tmp_path / name), synthetic_data_dir, '--config.num_epochs=1',
+                   f'--config.compilation_cache_dir={cache}', devices=1, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 'First step (compilation included)' in result.stderr
+    runs.append(_results(str(tmp_path / name)))
+    logs.append(result.stderr)
+  assert "CACHE MISS for 'jit_train_step'" in logs[0] and "cache hit for 'jit_train_step'" in logs[1]
+  assert any(e.startswith('jit_train_step-') for e in os.listdir(cache))
+  assert runs[0]['test'] == runs[1]['test']
+
+
+def test_jax_compilation_cache_dir_wins_over_the_config():
+  import jax
+  from gtzan_jax import train
+  before = jax.config.jax_compilation_cache_dir
+  assert before  # conftest sets JAX_COMPILATION_CACHE_DIR for the suite
+  train.use_compilation_cache('/nonexistent/elsewhere')
+  assert jax.config.jax_compilation_cache_dir == before
