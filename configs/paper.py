@@ -12,8 +12,9 @@ track-disjoint cross-validation over the 100 real clips of gtzan_mini, 15
 epochs per fold: track accuracy 76.0 +- 11.6 %, segment accuracy 73.2 +- 9.1 %
 (last checkpoint; one fold fell to 55 % at its last epoch; best-by-validation
 80.0 +- 8.9 %); with one audio-augmented copy of each training clip
-(`--config.augment.audio_copies=1`) 81.0 +- 5.8 % / 76.6 +- 5.2 %. Before the 2026-11-30 max-pool gradient fix (one NVIDIA
-H200, 2026-11-28): 79.0 +- 7.3 % and 82.0 +- 11.2 %. Training
+(`--config.augment.audio_copies=1`) 81.0 +- 5.8 % / 76.6 +- 5.2 %. Before
+the 2026-11-30 max-pool gradient fix (one NVIDIA H200, 2026-11-28): 79.0 +-
+7.3 % and 82.0 +- 11.2 %. Training
 runs at ~20k examples/s in bf16 and ~11k in fp32 at batch 64 on that chip
 (BENCHMARKS.md), but ~20/s on an idle 2-core CPU of our CI machines (30 epochs
 of full GTZAN's ~6.2k training segments: ~2.6 h): use a GPU.
