@@ -399,7 +399,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
   step, pending, validation = start_step, [], None
   progress.restart(step)
-  train_start = first_step_start = time.perf_counter()
+  train_start = time.perf_counter()
   with _StopSignals() as stop:
     for epoch in range(start_step // steps_per_epoch, config.num_epochs):
       if resident and step == epoch * steps_per_epoch:
@@ -432,7 +432,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         pending.append(metrics)
         if step == start_step + 1:  # the first step compiles: keep it out of examples/s
           jax.block_until_ready(metrics)
-          logging.info('First step (compilation included): %.1f s.', time.perf_counter() - first_step_start)
+          logging.info('First step (compilation included): %.1f s.', time.perf_counter() - train_start)
           progress.restart(step)
         epoch_end = step % steps_per_epoch == 0
         checkpoint_now = (config.checkpoint_every_steps and step % config.checkpoint_every_steps == 0
