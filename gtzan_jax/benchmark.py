@@ -83,6 +83,8 @@ flags.DEFINE_boolean('mel', True, 'Time the log-mel features: jax_mel on the dev
 flags.DEFINE_integer('build_clips', 1000, 'With --build and no --build_dir: synthetic 30 s clips to write '
                      'as WAV files (untimed) and build from (1000: full GTZAN size).')
 flags.DEFINE_string('build_dir', None, 'With --build: time the build from this GTZAN folder instead.')
+flags.DEFINE_integer('build_copies', 0, 'With --build: also time the build of the same clips with K audio-'
+                     'augmented copies of each training clip (configs/default.py: 1), from scratch.')
 
 Batch = dict[str, jax.Array]
 StepFn = Callable[[Any, Batch], tuple[Any, dict[str, jax.Array]]]
@@ -276,13 +278,16 @@ def paper_recipe(config: ml_collections.ConfigDict, num_examples: int,
           'examples_per_s': epochs * steps * config.batch_size / seconds, 'final_loss': final_loss}
 
 
-def build_segments_per_s(num_clips: int, manual_dir: str | None = None) -> dict[str, Any]:
+def build_segments_per_s(num_clips: int, manual_dir: str | None = None,
+                         copies: int = 0) -> dict[str, Any]:
   """Times the whole `gtzan_mel/tracks` build (decode, log-mel, write ArrayRecord) from audio files.
 
   Reads GTZAN-layout files from `manual_dir`; without one, first writes `num_clips` synthetic
   30 s clips (tfds_gtzan.synthetic, 16-bit WAV as GTZAN's, spread over the genres) into a
   temporary folder, untimed, as the issue's full-GTZAN-sized measurement asks. The files are
-  read once before timing, so the figure is for a warm page cache.
+  read once before timing, so the figure is for a warm page cache. With `copies` = K > 0 it
+  then times, from scratch, the build of the same clips plus K augmented copies of each training
+  clip (`augmented_config`, the default augmentation parameters), under 'augmented'.
   """
   import tempfile  # pylint: disable=g-import-not-at-top
   import soundfile as sf  # pylint: disable=g-import-not-at-top
@@ -307,8 +312,19 @@ def build_segments_per_s(num_clips: int, manual_dir: str | None = None) -> dict[
     builder = data.get_builder('gtzan_mel/tracks', os.path.join(tmp, 'tfds'), manual_dir)
     seconds = time.perf_counter() - start
     segments = sum(builder.info.metadata['summary']['segments'].values())
+    augmented = None
+    if copies:
+      from tfds_gtzan.gtzan_mel import gtzan_mel_dataset_builder  # pylint: disable=g-import-not-at-top
+      name = 'gtzan_mel/' + gtzan_mel_dataset_builder.augmented_config('tracks', copies=copies).name
+      start = time.perf_counter()
+      summary = data.get_builder(name, os.path.join(tmp, 'tfds'), manual_dir).info.metadata['summary']
+      augmented = {'copies': copies, 'seconds': time.perf_counter() - start,
+                   'segments': sum(summary['segments'].values()),
+                   'augmented_segments': summary['augmented_segments']}
+      augmented['segments_per_s'] = augmented['segments'] / augmented['seconds']
   return {'clips': builder.info.metadata['summary']['clips_read'], 'segments': segments,
-          'seconds': seconds, 'segments_per_s': segments / seconds, 'cpu_count': os.cpu_count()}
+          'seconds': seconds, 'segments_per_s': segments / seconds, 'cpu_count': os.cpu_count(),
+          'augmented': augmented}
 
 
 def mel_segments_per_s(rounds: int, batch: int = 256) -> dict[str, Any]:
@@ -378,7 +394,8 @@ def versions() -> dict[str, str]:
 
 def run(config: ml_collections.ConfigDict, *, batch_sizes: list[int], dtypes: list[str],
         steps: int, rounds: int = 3, epoch_steps: int = 0, peer: bool = True, recipe_examples: int = 0,
-        recipe_epochs: int = 50, build_clips: int = 0, build_dir: str | None = None, mel: bool = False,
+        recipe_epochs: int = 50, build_clips: int = 0, build_dir: str | None = None, build_copies: int = 0,
+        mel: bool = False,
         epoch: bool = True, interleave: bool = True, profile_dir: str | None = None,
         save: Callable[[dict[str, Any]], None] = lambda results: None) -> dict[str, Any]:
   """Every measurement of this module; returns the JSON-ready results (also passed to `save` as they grow)."""
@@ -447,7 +464,7 @@ def run(config: ml_collections.ConfigDict, *, batch_sizes: list[int], dtypes: li
     results['mel'] = mel_segments_per_s(rounds)
     save(results)
   if build_clips or build_dir:
-    results['build'] = build_segments_per_s(build_clips, build_dir)
+    results['build'] = build_segments_per_s(build_clips, build_dir, build_copies)
   _memory(results, device)
   return results
 
@@ -491,6 +508,11 @@ def markdown(results: dict[str, Any]) -> str:
     build = results['build']
     lines.append(f"Dataset build (gtzan_mel/tracks from {build['clips']} WAV clips, warm page cache, "
                  f"{build['cpu_count']} CPUs): {build['seconds']:.1f} s, {build['segments_per_s']:.0f} segments/s.")
+    if build.get('augmented'):
+      a = build['augmented']
+      lines.append(f"The same with {a['copies']} augmented copies of each training clip, from scratch: "
+                   f"{a['seconds']:.1f} s for {a['segments']} segments ({a['augmented_segments']} augmented), "
+                   f"{a['segments_per_s']:.0f} segments/s.")
   device_mb = results['peak_device_memory_mb']
   lines.append(f"Peak memory: host {results['peak_host_memory_mb']:.0f} MB, device "
                f"{'n/a' if device_mb is None else f'{device_mb:.0f} MB'}.")
@@ -513,7 +535,8 @@ def main(argv):
                 steps=FLAGS.steps, rounds=FLAGS.rounds, epoch_steps=FLAGS.epoch_steps,
                 peer=FLAGS.peer, recipe_examples=FLAGS.recipe_examples, recipe_epochs=FLAGS.recipe_epochs,
                 build_clips=FLAGS.build_clips if FLAGS.build else 0,
-                build_dir=FLAGS.build_dir if FLAGS.build else None, mel=FLAGS.mel, epoch=FLAGS.epoch,
+                build_dir=FLAGS.build_dir if FLAGS.build else None, build_copies=FLAGS.build_copies,
+                mel=FLAGS.mel, epoch=FLAGS.epoch,
                 interleave=FLAGS.interleave, profile_dir=FLAGS.profile_dir, save=save)
   print(markdown(results), flush=True)
   save(results)

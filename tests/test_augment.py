@@ -99,7 +99,20 @@ def test_pitch_then_stretch_equals_librosa(y):
       librosa.effects.time_stretch(librosa.effects.pitch_shift(y, sr=SR, n_steps=choice.semitones),
                                    rate=choice.rate), size=len(y))
   out = augment.augment_clip(y, seed=5, track='jazz.00003', copy=2, params=params)
-  np.testing.assert_allclose(out, expected, rtol=0, atol=1e-6)
+  np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize('rate', [0.5, 0.87, 1.0, 1.13, 2.0])
+@pytest.mark.parametrize('dtype', [np.float32, np.float64])
+def test_phase_vocoder_equals_librosas_bit_for_bit(y, rate, dtype):
+  stereo = np.stack([y, y[::-1]]).astype(dtype)  # librosa's leading channel axes are kept too.
+  stft = librosa.stft(stereo, n_fft=1024)
+  expected = librosa.phase_vocoder(stft, rate=rate)
+  out = augment.phase_vocoder(stft, rate=rate)
+  assert out.dtype == expected.dtype and out.shape == expected.shape
+  np.testing.assert_array_equal(out, expected)
+  np.testing.assert_array_equal(augment.time_stretch(stereo[0], rate),
+                                librosa.effects.time_stretch(stereo[0], rate=rate))
 
 
 def test_each_augmentation_applies_with_its_probability(y):

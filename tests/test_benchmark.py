@@ -149,3 +149,20 @@ def test_conv_bound_finds_every_convolution_of_the_model_in_order():
   kernel = jax.random.normal(jax.random.PRNGKey(1), (3, 3, 4, 8))
   np.testing.assert_allclose(convs[2][2](x, kernel), nn.Conv(8, (3, 3), use_bias=False).apply(
       {'params': {'kernel': kernel}}, x), rtol=1e-5, atol=1e-5)
+
+
+def test_build_timer_times_the_base_and_the_augmented_build(tmp_path):
+  import fake_gtzan  # pylint: disable=g-import-not-at-top
+  manual_dir = fake_gtzan.write_fake_gtzan(tmp_path / 'gtzan')
+  build = benchmark.build_segments_per_s(0, str(manual_dir), copies=2)
+  readable = len(fake_gtzan.GENRES) * fake_gtzan.CLIPS_PER_GENRE  # and the 1 s clip, with no segment
+  assert build['clips'] == readable + 1 and build['segments'] == readable * fake_gtzan.SEGMENTS_PER_CLIP
+  augmented = build['augmented']
+  assert augmented['copies'] == 2 and augmented['seconds'] > 0
+  # The training split's segments again, twice: the base segments plus two copies of each training one.
+  assert augmented['augmented_segments'] > 0 and augmented['augmented_segments'] % 2 == 0
+  assert augmented['segments'] == build['segments'] + augmented['augmented_segments']
+  assert 'The same with 2 augmented copies' in benchmark.markdown({
+      **{key: None for key in ('epoch', 'recipe', 'mel')}, 'date': '', 'platform': 'cpu',
+      'device_kind': 'cpu', 'load_average': [0.0], 'cpu_count': 2, 'runs': [], 'peer': None,
+      'build': build, 'peak_device_memory_mb': None, 'peak_host_memory_mb': 1.0})

@@ -6,6 +6,8 @@ A copy of a clip gets, independently,
     (`librosa.effects.pitch_shift`), then a stretch by a rate drawn uniformly from
     [1 - stretch_range, 1 + stretch_range] (`librosa.effects.time_stretch`), then
     cut or zero-padded at the end back to the clip's length;
+    The samples are librosa's; `phase_vocoder` computes its phase vocoder without
+    its per-frame Python loop (the same output, bit for bit, in half the time);
   - additive Gaussian noise with probability `noise_prob`, of standard deviation
     `noise_level` x the clip's peak |amplitude| (after any pitch/stretch).
 A copy may therefore also come out unchanged (probability
@@ -97,14 +99,57 @@ def add_noise(y: np.ndarray, level: float, rng: np.random.Generator) -> np.ndarr
   return (y + noise).astype(np.float32, copy=False)
 
 
+def phase_vocoder(stft: np.ndarray, *, rate: float, hop_length: int | None = None,
+                  n_fft: int | None = None) -> np.ndarray:
+  """`librosa.phase_vocoder`, bit for bit, without its Python loop over every output frame.
+
+  librosa computes each output frame's magnitude and phase advance from two input frames in that
+  loop (~1,300 iterations of ~10 small array operations for a 30 s clip). Only the phase
+  accumulation depends on the frame before, so the rest runs on whole arrays here, and the
+  accumulation keeps librosa's order and its rounding to the STFT's precision after each frame.
+  """
+  n_fft = n_fft or 2 * (stft.shape[-2] - 1)
+  hop_length = hop_length or n_fft // 4
+  steps = np.arange(0, stft.shape[-1], rate, dtype=np.float64)
+  phi_advance = hop_length * librosa.fft_frequencies(sr=2 * np.pi, n_fft=n_fft)[:, None]
+  padded = np.pad(stft, [(0, 0)] * (stft.ndim - 1) + [(0, 2)])
+  magnitude, angle = np.abs(padded), np.angle(padded)
+  left, alpha = steps.astype(int), np.mod(steps, 1.0)
+  mag = (1.0 - alpha) * magnitude[..., left] + alpha * magnitude[..., left + 1]
+  dphase = angle[..., left + 1] - angle[..., left] - phi_advance
+  dphase = dphase - 2.0 * np.pi * np.round(dphase / (2.0 * np.pi))
+  advance = np.moveaxis(phi_advance + dphase, -1, 0).copy()  # [frame, ..., bin], contiguous rows
+  phase = np.empty(advance.shape, angle.dtype)
+  accumulated = angle[..., 0].copy()
+  for t in range(len(steps)):
+    phase[t] = accumulated
+    accumulated += advance[t]  # In place: rounded to float32 like librosa's phase_acc.
+  return librosa.util.phasor(np.moveaxis(phase, 0, -1), mag=mag)
+
+
+def time_stretch(y: np.ndarray, rate: float) -> np.ndarray:
+  """`librosa.effects.time_stretch(y, rate=rate)` with `phase_vocoder`: the same samples."""
+  stretched = phase_vocoder(librosa.stft(y), rate=rate)
+  return librosa.istft(stretched, dtype=y.dtype, length=int(round(y.shape[-1] / rate)))
+
+
+def pitch_shift(y: np.ndarray, semitones: float, sr: int = audio.SAMPLE_RATE) -> np.ndarray:
+  """`librosa.effects.pitch_shift(y, sr=sr, n_steps=semitones)` with `phase_vocoder`: the same samples."""
+  rate = 2.0 ** (-float(semitones) / 12)
+  shifted = librosa.resample(time_stretch(y, rate), orig_sr=float(sr) / rate, target_sr=sr,
+                             res_type='soxr_hq', scale=False)
+  return librosa.util.fix_length(shifted, size=y.shape[-1])
+
+
 def pitch_shift_and_stretch(y: np.ndarray, semitones: float, rate: float,
                             sr: int = audio.SAMPLE_RATE) -> np.ndarray:
   """Pitch shift by `semitones`, then time stretch by `rate`, back to len(y) (float32).
 
   A stretched clip that came out shorter is zero-padded at the end; a longer one is cut.
+  The samples are librosa's `effects.pitch_shift` then `effects.time_stretch`, computed with
+  `phase_vocoder`.
   """
-  shifted = librosa.effects.pitch_shift(y, sr=sr, n_steps=semitones)
-  stretched = librosa.effects.time_stretch(shifted, rate=rate)
+  stretched = time_stretch(pitch_shift(y, semitones, sr), rate)
   return librosa.util.fix_length(stretched, size=len(y)).astype(np.float32, copy=False)
 
 
