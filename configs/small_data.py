@@ -16,7 +16,10 @@ difference that 100 clips can resolve (docs/study.md). Rerun on an H200 with the
 With the fixed max-pool gradient (2026-11-30, idle 2-core Intel Xeon, ~2 min per fold at ~128
 examples/s): 82.0 +- 9.3 % track, 75.6 +- 7.4 % segment accuracy (best checkpoint 80.0 +- 8.4 % /
 73.2 +- 7.5 %). Every figure above before this one predates that fix.
-configs/default.py (the paper's settings plus one audio copy per clip) is the recommended recipe.
+With `--config.augment.audio_copies=1 --config.label_smoothing=0.1` (same machine and folds, fixed
+pool, ~5 min per fold under load): 86.0 +- 2.0 % track, 75.6 +- 5.1 % segment accuracy, the best
+of the 12 arms of docs/study.md, but within noise of configs/default.py (83.0 +- 5.1 %; the
+paper's settings plus one audio copy per clip), which stays the recommended recipe.
 
 On full GTZAN (fault_filtered, artist-disjoint) this has not been measured. Estimate, not a
 measurement: gtzan_mini's folds are track-disjoint but not artist-disjoint (GTZAN holds several
