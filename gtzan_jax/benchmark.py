@@ -509,7 +509,8 @@ def markdown(results: dict[str, Any]) -> str:
                  f"{build['cpu_count']} CPUs): {build['seconds']:.1f} s, {build['segments_per_s']:.0f} segments/s.")
     if build.get('augmented'):
       a = build['augmented']
-      lines.append(f"The same with {a['copies']} augmented copies of each training clip, from scratch: "
+      copies = f"{a['copies']} augmented cop{'y' if a['copies'] == 1 else 'ies'}"
+      lines.append(f"The same with {copies} of each training clip, from scratch: "
                    f"{a['seconds']:.1f} s ({a['seconds'] - build['seconds']:+.1f} s) for {a['segments']} segments "
                    f"({a['augmented_segments']} augmented), {a['segments_per_s']:.0f} segments/s.")
   device_mb = results['peak_device_memory_mb']

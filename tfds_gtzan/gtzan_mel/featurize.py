@@ -1,12 +1,14 @@
 """Decodes clips and computes their log-mel segments on all cores.
 
-Threads, not processes: decoding (libsndfile), resampling (soxr), the FFTs and
-the mel matrix product all release the GIL, so a thread pool keeps the cores
-busy without the seconds each spawned worker spends importing librosa and
-scipy, and it stays safe when the caller has already imported JAX (forking a
-process that runs JAX's threads can deadlock). BLAS is limited to one thread per
-worker: the per-clip matrix products are small, and OpenBLAS threads competing
-with the pool for the same cores cut its throughput by more than half.
+Threads, not processes: decoding (libsndfile), resampling (soxr), the FFTs, the
+mel matrix product and, for the most part, the augmentation's phase vocoder
+(vectorised in `augment.phase_vocoder` for this reason) release the GIL, so a
+thread pool keeps the cores busy without the seconds each spawned worker spends
+importing librosa and scipy, and it stays safe when the caller has already
+imported JAX (forking a process that runs JAX's threads can deadlock). BLAS is
+limited to one thread per worker: the per-clip matrix products are small, and
+OpenBLAS threads competing with the pool for the same cores cut its throughput
+by more than half.
 """
 
 from __future__ import annotations
