@@ -6,9 +6,9 @@ A copy of a clip gets, independently,
     (`librosa.effects.pitch_shift`), then a stretch by a rate drawn uniformly from
     [1 - stretch_range, 1 + stretch_range] (`librosa.effects.time_stretch`), then
     cut or zero-padded at the end back to the clip's length. The samples are
-    librosa's; `phase_vocoder` computes its phase vocoder without
-    its per-frame Python loop, which held the GIL: the same output, bit for bit, and
-    the builder's threads no longer wait on each other (BENCHMARKS.md);
+    librosa's; `phase_vocoder` computes its phase vocoder without its per-frame
+    Python loop, which held the GIL: the same output, bit for bit, and the
+    builder's threads no longer wait on each other (BENCHMARKS.md);
   - additive Gaussian noise with probability `noise_prob`, of standard deviation
     `noise_level` x the clip's peak |amplitude| (after any pitch/stretch).
 A copy may therefore also come out unchanged (probability
