@@ -3,9 +3,10 @@
   python -m gtzan_jax.evaluate --workdir=runs/synthetic [--split=test] [--checkpoint=latest|best]
       [--figure_audio=song.wav]
 
-The model and dataset are the ones named by the config saved in the checkpoint.
-A track is classified by the argmax of the mean of its segments' log-probabilities.
-Files written in the workdir, with STEM = report_<split> (report_<split>_best for
+The model is the checkpoint's; the data is exactly what it was trained on, as the
+checkpoint records it (a TFDS dataset and version, or a cross-validation fold's own
+tracks); other data is refused with one line. A track is classified by the argmax of
+the mean of its segments' log-probabilities. Files written in the workdir, with STEM = report_<split> (report_<split>_best for
 --checkpoint=best):
 
   STEM.json                       accuracy, loss, per-genre precision / recall / F1 and
@@ -16,90 +17,36 @@ Files written in the workdir, with STEM = report_<split> (report_<split>_best fo
   clip_figure.png                 waveform and log-mel spectrogram of --figure_audio
                                   (default: a synthetic blues clip)
 
-`load_trained` restores a workdir's model; predict uses it too.
+`load_trained` (from gtzan_jax.evaluation) restores a workdir's model; predict uses it too.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
 from collections.abc import Sequence
 from typing import Any
 
-import jax
-import ml_collections
 import numpy as np
 from absl import app
 from absl import flags
 from absl import logging
 
-from gtzan_jax import checkpointing
+from gtzan_jax import cli
+from gtzan_jax import evaluation
 from gtzan_jax import input_pipeline
-from gtzan_jax import models
 from gtzan_jax import report
-from gtzan_jax import train
-from tfds_gtzan import data as gtzan_data
 
 FLAGS = flags.FLAGS
 CLIP_FIGURE = 'clip_figure.png'
 
-_log_probs = jax.jit(train.log_probs_fn)
-
-
-@dataclasses.dataclass(frozen=True)
-class Trained:
-  """A model restored from a workdir with the config it was trained with."""
-
-  config: ml_collections.ConfigDict
-  state: train.TrainState
-  step: int
-  epoch: float
-
-  def log_probs(self, mel: np.ndarray, batch_size: int = 0) -> np.ndarray:
-    """Log-probabilities [N, classes] of segments `mel` [N, mels, frames], in padded batches.
-
-    `batch_size`: 0 means the config's evaluation batch size.
-    """
-    batch_size = batch_size or self.config.eval_batch_size or self.config.batch_size
-    batches = gtzan_data.iterate_batches({'mel': mel}, batch_size, shuffle=False, drop_remainder=False,
-                                         process_index=0, process_count=1)
-    return np.concatenate([np.asarray(_log_probs(self.state, batch['mel']))[batch['mask'] > 0]
-                           for batch in batches])
-
-
-def load_trained(workdir: str, checkpoint: str = 'latest') -> Trained:
-  """Restores `workdir`'s latest checkpoint, or its best by validation accuracy ('best')."""
-  if checkpoint not in ('latest', 'best'):
-    raise ValueError(f"checkpoint must be 'latest' or 'best', got {checkpoint!r}.")
-  directory = os.path.join(workdir, 'checkpoints')
-  if not os.path.isdir(directory):
-    raise FileNotFoundError(f'{workdir} holds no checkpoints; train there first (python -m gtzan_jax.main).')
-  ckpt = checkpointing.Checkpointer(directory, use_async=False)
-  try:
-    step = {'latest': ckpt.latest_step, 'best': ckpt.best_step}[checkpoint]()
-    if step is None:
-      raise FileNotFoundError(f'{directory} holds no {checkpoint} checkpoint.')
-    meta = ckpt.restore_meta(step)
-    config = ml_collections.ConfigDict(meta['config'])
-    model = models.create_model(config)
-    abstract_state = jax.eval_shape(
-        lambda rng: train.create_train_state(rng, config, model, meta['steps_per_epoch']),
-        jax.random.PRNGKey(0))
-    state, _ = ckpt.restore(step, abstract_state)
-  finally:
-    ckpt.close()
-  return Trained(config, jax.device_put(state), step, meta['epoch'])
+# The restored model and its scoring live in gtzan_jax.evaluation (predict and crossval use them too).
+Trained = evaluation.Trained
+load_trained = evaluation.load_trained
 
 
 def evaluate_split(trained: Trained, data: dict[str, np.ndarray]) -> dict[str, Any]:
   """Segment- and track-level metrics (see `report.classification_metrics`) of one split."""
-  log_probs = trained.log_probs(data['mel'])
-  labels = data['label']
-  segment = report.classification_metrics(labels, log_probs.argmax(-1))
-  segment['loss'] = float(-log_probs[np.arange(len(labels)), labels].mean())
-  _, track_log_probs, track_labels = report.aggregate_tracks(log_probs, labels, data['track'])
-  return {'segment': segment, 'track': report.classification_metrics(track_labels, track_log_probs.argmax(-1))}
+  return trained.evaluate(data)
 
 
 def save_clip_figure(path: str, audio_path: str | None = None) -> None:
@@ -144,22 +91,21 @@ def evaluate_workdir(workdir: str, split: str = 'test', checkpoint: str = 'lates
                      figure_audio: str | None = None) -> dict[str, Any]:
   """Evaluates `workdir` on `split`, writes the files listed in the module docstring, returns the json.
 
-  `datasets`: the splits as `input_pipeline.load_datasets` gives them; read from the
-  checkpoint config's dataset when None.
+  `datasets`: the splits as `input_pipeline.load_datasets` gives them; None: the data the
+  checkpoint records (`evaluation.load_data`: the same, or a ValueError).
   """
   trained = load_trained(workdir, checkpoint)
   if datasets is None:
-    datasets = input_pipeline.load_datasets(trained.config)
+    datasets = evaluation.load_data(trained, workdir)
   result = {'workdir': workdir, 'split': split, 'dataset': trained.config.dataset,
             'model': trained.config.model, 'checkpoint': checkpoint, 'step': trained.step,
             'epoch': trained.epoch, **evaluate_split(trained, datasets[split])}
   stem = report_stem(workdir, split, checkpoint)
-  with open(f'{stem}.json', 'w') as f:
-    json.dump(result, f, indent=2)
-  with open(f'{stem}.md', 'w') as f:
-    f.write(_markdown(result, stem))
+  report.write_json(f'{stem}.json', result)
+  report.write_text(f'{stem}.md', _markdown(result, stem))
   for level in ('segment', 'track'):
-    report.plot_confusion(result[level]['confusion'], f'{split} {level}s', f'{stem}_confusion_{level}.png')
+    report.plot_confusion(result[level]['confusion'], f'{split} {level}s', f'{stem}_confusion_{level}.png',
+                          trained.class_names)
   save_clip_figure(os.path.join(workdir, CLIP_FIGURE), figure_audio)
   return result
 
@@ -187,4 +133,4 @@ if __name__ == '__main__':
   flags.DEFINE_enum('checkpoint', 'latest', ['latest', 'best'],
                     'The latest checkpoint, or the best by validation accuracy.')
   flags.DEFINE_string('figure_audio', '', 'Audio file for clip_figure.png; default: a synthetic clip.')
-  app.run(main)
+  cli.run(main)

@@ -7,6 +7,9 @@ The splits are small enough to hold in host memory (full GTZAN: ~14k segments,
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import ml_collections
 import numpy as np
 
@@ -25,7 +28,7 @@ def dataset_name(config: ml_collections.ConfigDict) -> str:
   With `config.augment.audio_copies` = K > 0, the `gtzan_mel` config of
   `config.dataset` plus K augmented copies of every training clip, with the
   parameters of `config.augment` (and `config.augment.seed`, default 0), e.g.
-  'gtzan_mel/tracks_aug2_602b4b5b'; registered with TFDS in this process.
+  'gtzan_mel/tracks_aug2_63f3e1dc'; registered with TFDS in this process.
   Validation and test are those of `config.dataset`.
   """
   augment = config.get('augment')
@@ -51,10 +54,30 @@ def dataset_name(config: ml_collections.ConfigDict) -> str:
 
 def load_datasets(config: ml_collections.ConfigDict) -> dict[str, Arrays]:
   """Builds the dataset (`dataset_name(config)`) if it is missing, then reads every split into memory."""
+  return load_datasets_with_source(config)[0]
+
+
+def load_datasets_with_source(config: ml_collections.ConfigDict) -> tuple[dict[str, Arrays], dict[str, Any]]:
+  """`load_datasets`, and the record of where the data came from that checkpoints keep.
+
+  The record: {'kind': 'tfds', 'name': the TFDS name read, 'version': its version,
+  'class_names': the label names}; `evaluation.load_data` reads the same data from it
+  or refuses.
+  """
   name = dataset_name(config)
   data_dir = config.data_dir or None
-  gtzan_data.get_builder(name, data_dir, config.manual_dir or None)
-  return {split: gtzan_data.read_split(name, split, data_dir) for split in SPLITS}
+  builder = gtzan_data.get_builder(name, data_dir, config.manual_dir or None)
+  label = builder.info.features['label']
+  source = {'kind': 'tfds', 'name': name, 'version': str(builder.info.version),
+            'class_names': list(label.names)}
+  return {split: gtzan_data.read_split(name, split, data_dir) for split in SPLITS}, source
+
+
+def arrays_source(description: str, class_names: Sequence[str] | None = None) -> dict[str, Any]:
+  """The data record of splits a caller passed in as arrays (nothing on disk names them)."""
+  from tfds_gtzan.gtzan_mel import sources  # pylint: disable=g-import-not-at-top
+  return {'kind': 'arrays', 'description': description,
+          'class_names': list(class_names or sources.GENRES)}
 
 
 def steps_per_epoch(num_examples: int, batch_size: int) -> int:

@@ -57,14 +57,25 @@ class DataParallel:
     """The collective axis inside a step: `batch` under pmap, none under jit."""
     return AXIS if self.mode == 'pmap' else None
 
+  @property
+  def spans_processes(self) -> bool:
+    """Whether the batch is split over the devices of several processes."""
+    if self.mode == 'pmap':
+      return jax.process_count() > 1
+    return len({d.process_index for d in self.devices}) > 1
+
   def check_batch_size(self, batch_size: int, what: str = 'config.batch_size') -> None:
     if batch_size % self.num_devices:
       raise ValueError(
           f'{what}={batch_size} does not divide by the {self.num_devices} devices; '
           f'use a multiple of {self.num_devices}.')
 
-  def compile(self, step: Callable, *, donate_state: bool = True) -> Callable:
-    """Compiles `step(state, batch) -> (state_or_metrics, ...)` for this mode."""
+  def compile(self, step: Callable, *, donate_state: bool = True, batch_outputs: bool = False) -> Callable:
+    """Compiles `step(state, batch) -> (state_or_metrics, ...)` for this mode.
+
+    `batch_outputs`: the outputs have one row per example of the batch and stay sharded
+    like it (read them with `gather_rows`); otherwise they are replicated.
+    """
     donate = (0,) if donate_state else ()
     if self.mode == 'pmap':
       # pmap must get the same `devices` in every process: with several, all of them (each
@@ -72,7 +83,8 @@ class DataParallel:
       devices = self.local_devices if jax.process_count() == 1 else jax.devices()
       return jax.pmap(step, axis_name=AXIS, devices=devices, donate_argnums=donate)
     return jax.jit(step, in_shardings=(self.replicated, self.batch_sharding),
-                   out_shardings=self.replicated, donate_argnums=donate)
+                   out_shardings=self.batch_sharding if batch_outputs else self.replicated,
+                   donate_argnums=donate)
 
   def put_state(self, state: Any) -> Any:
     """Host (unreplicated) state -> replicated on the devices."""
@@ -100,6 +112,22 @@ class DataParallel:
       return {k: jax.device_put(v.reshape(n, -1, *v.shape[1:]), self.stacked) for k, v in batch.items()}
     return {k: jax.make_array_from_process_local_data(self.batch_sharding, v)
             for k, v in batch.items()}
+
+  def gather_rows(self, rows: jax.Array) -> np.ndarray:
+    """Per-example outputs of a `batch_outputs` step -> the whole global batch's rows on the host.
+
+    Every process gets all of them, in the order of the global batch.
+    """
+    if self.mode == 'pmap':  # [local devices, rows per device, ...]: device d holds rows d * B/n...
+      local = np.asarray(rows).reshape(-1, *rows.shape[2:])
+      if not self.spans_processes:
+        return local
+      from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+      return np.asarray(multihost_utils.process_allgather(local, tiled=True))
+    if not self.spans_processes:
+      return np.asarray(rows)
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    return np.asarray(multihost_utils.process_allgather(rows, tiled=True))
 
   def put_split(self, data: dict[str, np.ndarray]) -> dict[str, jax.Array]:
     """A whole split -> a full copy on every local device, for `compile_epoch`."""

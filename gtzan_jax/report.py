@@ -10,6 +10,8 @@ Agg renderer, without pyplot, so no display or global backend is involved.
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -62,6 +64,44 @@ def classification_metrics(labels: np.ndarray, predictions: np.ndarray,
           'per_class': per_class, 'confusion': confusion.tolist()}
 
 
+def write_text(path: str, text: str) -> None:
+  """Writes `text` to a temporary file renamed into place: a reader never sees half a file."""
+  with open(path + '.tmp', 'w') as f:
+    f.write(text)
+  os.replace(path + '.tmp', path)
+
+
+def write_json(path: str, value: Any) -> None:
+  """`write_text` of `value` as indented JSON."""
+  write_text(path, json.dumps(value, indent=2))
+
+
+def read_json(path: str) -> Any:
+  """The JSON value in `path`; a file that is not JSON is a ValueError naming it."""
+  with open(path) as f:
+    try:
+      return json.load(f)
+    except json.JSONDecodeError as e:
+      raise ValueError(f'{path}: not valid JSON ({e}).') from None
+
+
+def _save_figure(fig: Figure, path: str) -> None:
+  stem, ext = os.path.splitext(path)
+  tmp = f'{stem}.tmp{ext}'
+  fig.savefig(tmp, dpi=100)
+  os.replace(tmp, path)
+
+
+def mean_std(values: Sequence[float]) -> dict[str, float]:
+  """{'mean', 'std'} of `values` (population std, as over cross-validation folds)."""
+  return {'mean': float(np.mean(values)), 'std': float(np.std(values))}
+
+
+def percent_mean_std(stats: Mapping[str, float]) -> str:
+  """'83.0 ± 5.1' from a `mean_std` of fractions."""
+  return f"{100 * stats['mean']:.1f} ± {100 * stats['std']:.1f}"
+
+
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
   """A GitHub-flavoured markdown table; floats with 4 significant digits, None as an empty cell."""
   def cell(value: Any) -> str:
@@ -92,7 +132,7 @@ def plot_confusion(confusion: Sequence[Sequence[int]], title: str, path: str,
       if value:
         ax.text(j, i, fmt.format(value), ha='center', va='center', fontsize=8,
                 color='white' if value > 0.6 * matrix.max() else 'black')
-  fig.savefig(path, dpi=100)
+  _save_figure(fig, path)
 
 
 def plot_clip(y: np.ndarray, mel: np.ndarray, title: str, path: str) -> None:
@@ -110,7 +150,7 @@ def plot_clip(y: np.ndarray, mel: np.ndarray, title: str, path: str) -> None:
   bottom.set(title=f'log-mel spectrogram ({len(mel)} segments of {audio.SEGMENT_SECONDS} s)',
              xlabel='time (s)', ylabel='mel band', xlim=(0, seconds))
   fig.colorbar(image, ax=(top, bottom), label='dB', shrink=0.45, anchor=(0.0, 0.0))  # keeps x aligned
-  fig.savefig(path, dpi=100)
+  _save_figure(fig, path)
 
 
 def plot_curves(curves: Mapping[str, Mapping[str, Sequence[tuple[float, float]]]], title: str,
@@ -126,4 +166,4 @@ def plot_curves(curves: Mapping[str, Mapping[str, Sequence[tuple[float, float]]]
     ax.set(title=f'{title}: {metric}', xlabel='epoch', ylabel=metric)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-  fig.savefig(path, dpi=100)
+  _save_figure(fig, path)

@@ -7,9 +7,12 @@ Each value trains in `<workdir>/<key>=<value>/` with the trainer's own
 resumption, so a stopped sweep continues where it stopped; a run whose
 results.json already holds the same config is not trained again. Any number,
 string or bool field can be swept, nested ones too (`--sweep=vgg.dropout_rate=0,0.3`),
-except the dataset fields: every run reads the same data. Then writes in the workdir:
+except the dataset fields. A value that changes the data a run reads (an audio
+augmentation key such as `augment.audio_copies`) gets its own data, built if needed;
+the other values share one copy. Then writes in the workdir:
 
-  sweep.csv, sweep.md   per value: final validation and test accuracy and loss, best
+  sweep.csv, sweep.md   per value: final validation and test accuracy (segments and
+                        tracks) and loss, best
                         validation accuracy, training examples/s and seconds (of the
                         run's last training call)
   sweep.png             validation accuracy and loss per epoch, one line per value,
@@ -19,6 +22,7 @@ except the dataset fields: every run reads the same data. Then writes in the wor
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 from collections.abc import Sequence
@@ -26,11 +30,11 @@ from typing import Any
 
 import jax
 import ml_collections
-from absl import app
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from gtzan_jax import cli
 from gtzan_jax import input_pipeline
 from gtzan_jax import metric_writers
 from gtzan_jax import report
@@ -98,21 +102,27 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str, key: str, texts: 
               devices: list[jax.Device] | None = None) -> list[dict[str, Any]]:
   """Trains (or resumes) one run per value, writes sweep.csv / .md / .png, returns the csv rows.
 
-  `datasets`: as for `train.train_and_evaluate`; read once from `config.dataset` when None
-  and some run needs training.
+  `datasets`: as for `train.train_and_evaluate`, for every value (only where the key
+  cannot change the data); None: each run reads the data its config names
+  (`input_pipeline.dataset_name`), loaded once for all values that share it.
   """
   configs = [with_value(config, key, text) for text in texts]  # every value is checked first
-  rows, curves = [], {}
+  for run_config in configs:
+    train.check_config(run_config)
+  if datasets is not None and len({input_pipeline.dataset_name(c) for c in configs}) > 1:
+    raise ValueError(f'--sweep={key}=... changes the data each run reads; let each run read its own '
+                     '(pass no datasets).')
+  rows, curves, loaded = [], {}, (None, datasets, None)
   for text, run_config in zip(texts, configs):
     name = f'{key}={text}'
     run_dir = os.path.join(workdir, name)
     results = _finished_results(run_dir, run_config)
     if results is None:
       logging.info('Sweep: training %s in %s.', name, run_dir)
-      if datasets is None:
-        datasets = input_pipeline.load_datasets(config)
+      if datasets is None and loaded[0] != input_pipeline.dataset_name(run_config):
+        loaded = (input_pipeline.dataset_name(run_config), *input_pipeline.load_datasets_with_source(run_config))
       try:
-        results = train.train_and_evaluate(run_config, run_dir, datasets, devices)
+        results = train.train_and_evaluate(run_config, run_dir, loaded[1], devices, data_source=loaded[2])
       except train.NonFiniteLossError as e:  # e.g. too high a learning rate: keep sweeping
         logging.warning('Sweep: %s diverged: %s', name, e)
     curves[name] = validation_curves(run_dir)
@@ -128,11 +138,12 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str, key: str, texts: 
 def _summary(results: dict[str, Any] | None) -> dict[str, Any]:
   """The csv columns taken from results.json; all None for a run that diverged."""
   if results is None:
-    return dict.fromkeys(('validation_accuracy', 'validation_loss', 'test_accuracy', 'test_loss',
-                          'examples_per_s', 'train_seconds', 'epochs'))
+    return dict.fromkeys(('validation_accuracy', 'validation_loss', 'test_accuracy', 'test_track_accuracy',
+                          'test_loss', 'examples_per_s', 'train_seconds', 'epochs'))
   return {'validation_accuracy': results['validation']['accuracy'],
           'validation_loss': results['validation']['loss'],
           'test_accuracy': results['test']['accuracy'],
+          'test_track_accuracy': results['test'].get('track_accuracy'),
           'test_loss': results['test']['loss'],
           'examples_per_s': results['train_examples_per_s'],
           'train_seconds': results['train_seconds_this_run'],
@@ -140,26 +151,26 @@ def _summary(results: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def _write_outputs(workdir: str, key: str, rows: list[dict[str, Any]], curves: dict[str, Curves]) -> None:
-  with open(os.path.join(workdir, 'sweep.csv'), 'w', newline='') as f:
-    writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
+  table = io.StringIO()
+  writer = csv.DictWriter(table, fieldnames=list(rows[0]))
+  writer.writeheader()
+  writer.writerows(rows)
+  report.write_text(os.path.join(workdir, 'sweep.csv'), table.getvalue())
   done = [row for row in rows if row['status'] == 'done']
-  with open(os.path.join(workdir, 'sweep.md'), 'w') as f:
-    f.write(f'# Sweep over {key}\n\n')
-    if done:
-      best = max(done, key=lambda row: row['validation_accuracy'])
-      f.write(f'Best final validation accuracy: {key}={best[key]} ({best["validation_accuracy"]:.4f}; '
-              f'test {best["test_accuracy"]:.4f}).\n\n')
-    f.write(report.markdown_table(list(rows[0]), [list(row.values()) for row in rows]))
-    f.write('\n![validation accuracy and loss per epoch](sweep.png)\n')
+  text = f'# Sweep over {key}\n\n'
+  if done:
+    best = max(done, key=lambda row: row['validation_accuracy'])
+    text += (f'Best final validation accuracy: {key}={best[key]} ({best["validation_accuracy"]:.4f}; '
+             f'test {best["test_accuracy"]:.4f}, tracks {best["test_track_accuracy"]:.4f}).\n\n')
+  text += report.markdown_table(list(rows[0]), [list(row.values()) for row in rows])
+  text += '\n![validation accuracy and loss per epoch](sweep.png)\n'
+  report.write_text(os.path.join(workdir, 'sweep.md'), text)
   report.plot_curves(curves, f'sweep over {key}', os.path.join(workdir, 'sweep.png'))
 
 
 def main(argv: Sequence[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
-  rows = train.run_command(lambda: run_sweep(FLAGS.config, FLAGS.workdir, *parse_sweep(FLAGS.sweep)), FLAGS.config)
+  cli.check_flag(len(argv) == 1, f'unexpected arguments: {" ".join(argv[1:])}')
+  rows = cli.run_command(lambda: run_sweep(FLAGS.config, FLAGS.workdir, *parse_sweep(FLAGS.sweep)), FLAGS.config)
   if rows is None:
     return  # stopped by a signal; the finished runs are kept
   print(report.markdown_table(list(rows[0]), [list(row.values()) for row in rows]))
@@ -172,4 +183,4 @@ if __name__ == '__main__':
   flags.DEFINE_string('sweep', None, 'key=value1,value2,... e.g. learning_rate=1e-4,1e-3.', required=True)
   config_flags.DEFINE_config_file('config', None, 'Training configuration file.', lock_config=True)
   flags.mark_flag_as_required('config')
-  app.run(main)
+  cli.run(main)

@@ -1,20 +1,26 @@
-"""Training and evaluation loop: config -> data -> model -> parallel steps -> checkpoints.
+"""Training: config -> data -> model -> parallel steps -> checkpoints -> results.json.
+
+  results = train_and_evaluate(config, workdir)   # resumes from workdir's latest checkpoint
 
 The data order depends only on (seed, epoch), and the dropout key only on
 (seed, step), so a run that is stopped and resumed from any checkpoint takes
-exactly the steps an uninterrupted run would have taken.
+exactly the steps an uninterrupted run would have taken. To keep that promise a
+resumed run must have the config it was checkpointed with: any other difference
+stops it with one line naming the keys, except for the keys of `RESUMABLE_KEYS`
+(logging, checkpointing, evaluation batch size, placement, data location), which
+change no step, and `num_epochs` under the constant schedule (more epochs simply
+continue; under cosine they would bend the schedule mid-run).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
-import logging as std_logging
 import os
 import signal
-import threading
 import time
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -24,14 +30,22 @@ import optax
 from absl import logging
 from flax.training import train_state
 
+from gtzan_jax import batch_augment
 from gtzan_jax import checkpointing
+from gtzan_jax import epochs as epochs_lib
+from gtzan_jax import evaluation
 from gtzan_jax import input_pipeline
 from gtzan_jax import metric_writers
 from gtzan_jax import models
+from gtzan_jax import report
+from gtzan_jax import run_control
 from gtzan_jax.parallel import DataParallel
-from tfds_gtzan import data as gtzan_data
+from gtzan_jax.run_control import NonFiniteLossError, TrainingInterrupted  # pylint: disable=unused-import
 
 Arrays = dict[str, np.ndarray]
+# Config keys a resumed run may change: none of them changes a step's inputs or arithmetic.
+RESUMABLE_KEYS = ('log_every_steps', 'checkpoint_every_steps', 'keep_checkpoints', 'compilation_cache_dir',
+                  'eval_batch_size', 'device_resident', 'parallelism', 'data_dir', 'manual_dir')
 
 
 class TrainState(train_state.TrainState):
@@ -39,95 +53,54 @@ class TrainState(train_state.TrainState):
   rng: jax.Array  # raw uint32 key; dropout keys are folded in from the step
 
 
-def quiet_library_logs() -> None:
-  """Keeps orbax's per-checkpoint INFO chatter out of the console (warnings still show)."""
+def check_config(config: ml_collections.ConfigDict) -> None:
+  """Raises ValueError, one line naming every field whose value cannot work.
 
-  def keep(record) -> bool:
-    return record.levelno >= std_logging.WARNING or '/orbax/' not in record.pathname
-
-  logging.get_absl_logger().addFilter(keep)
-
-
-class NonFiniteLossError(RuntimeError):
-  """Raised when the loss or gradient norm is NaN or infinite."""
-
-
-class TrainingInterrupted(Exception):
-  """Raised after SIGTERM/SIGINT once the current step is checkpointed (at `step`)."""
-
-  def __init__(self, message: str, step: int):
-    super().__init__(message)
-    self.step = step
-
-
-def use_compilation_cache(directory: str | None) -> None:
-  """Points JAX's persistent compilation cache at `directory` unless JAX already has one.
-
-  A later process compiling the same step (a rerun, a resumed run, the next fold or sweep value)
-  loads it from there instead of compiling. JAX settles on its cache at its first compilation, so
-  call this before anything compiles; JAX_COMPILATION_CACHE_DIR, when set, wins.
+  `model` and `parallelism` are checked where they are used (`models.create_model`, `DataParallel`).
   """
-  if directory and not jax.config.jax_compilation_cache_dir:
-    jax.config.update('jax_compilation_cache_dir', os.path.expanduser(directory))
+  problems = []
+
+  def need(ok: bool, key: str, rule: str) -> None:
+    if not ok:
+      value = config
+      for part in key.split('.'):
+        value = value.get(part) if isinstance(value, ml_collections.ConfigDict) else None
+      problems.append(f'{key}={value!r} ({rule})')
+
+  augment = config.get('augment') or ml_collections.ConfigDict()
+  need(config.get('dtype') in ('float32', 'bfloat16'), 'dtype', 'float32 or bfloat16')
+  need(config.get('lr_schedule') in ('constant', 'cosine'), 'lr_schedule', 'constant or cosine')
+  need(config.get('device_resident', 'off') in ('auto', 'on', 'off'), 'device_resident', 'auto, on or off')
+  for key in ('batch_size', 'num_epochs', 'log_every_steps', 'keep_checkpoints'):
+    need(config.get(key, 1) >= 1, key, 'at least 1')
+  for key in ('eval_batch_size', 'checkpoint_every_steps', 'seed', 'warmup_epochs', 'weight_decay'):
+    need(config.get(key, 0) >= 0, key, 'not negative')
+  need(config.get('learning_rate', 1) > 0, 'learning_rate', 'positive')
+  need(0 <= config.get('label_smoothing', 0) < 1, 'label_smoothing', 'in [0, 1)')
+  for key in ('audio_copies', 'seed', 'time_masks', 'time_mask_width', 'freq_masks', 'freq_mask_width',
+              'mixup_alpha'):
+    need(augment.get(key, 0) >= 0, f'augment.{key}', 'not negative')
+  if problems:
+    raise ValueError(f'config: {"; ".join(problems)}.')
 
 
-def run_command(work: Callable[[], Any], config: ml_collections.ConfigDict | None = None) -> Any:
-  """Runs a training command's work for its absl main(); returns what `work` returns.
+def _flat(tree: Any, prefix: str = '') -> dict[str, Any]:
+  if not isinstance(tree, dict):
+    return {prefix[:-1]: tree}
+  return {k: v for key, value in tree.items() for k, v in _flat(value, f'{prefix}{key}.').items()}
 
-  With `config`, first turns on its `compilation_cache_dir`. A SIGTERM/SIGINT stop prints where
-  the run was checkpointed and returns None. Bad input and a NaN stop exit with one line,
-  `error: ...`; `--verbosity=1` shows the traceback.
+
+def config_changes(saved: dict[str, Any], config: ml_collections.ConfigDict) -> list[str]:
+  """'key old -> new' for each field a resumed run may not change (see the module docstring).
+
+  Fields one of the two configs lacks (written by another version of the code) are not compared.
   """
-  quiet_library_logs()
-  if config is not None:
-    use_compilation_cache(config.get('compilation_cache_dir'))
-  try:
-    return work()
-  except TrainingInterrupted as e:
-    print(e, flush=True)
-    return None
-  except (ValueError, FileNotFoundError, NonFiniteLossError) as e:
-    if logging.get_verbosity() >= logging.DEBUG:
-      raise
-    raise SystemExit(f'error: {e} (--verbosity=1 shows the traceback)') from None
-
-
-class _StopSignals:
-  """Turns the first SIGTERM or SIGINT into a request to checkpoint and stop.
-
-  A second signal gets the default behaviour (so a second Ctrl-C still kills).
-  Only installs handlers when used from the main thread.
-  """
-
-  SIGNALS = (signal.SIGTERM, signal.SIGINT)
-
-  def __init__(self):
-    self.received: int | None = None
-    self._previous = {}
-
-  def _handle(self, signum, frame):
-    del frame
-    self.received = signum
-    signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))
-    logging.warning('Received %s: checkpointing after the current step, then stopping.',
-                    signal.Signals(signum).name)
-
-  def __enter__(self):
-    if threading.current_thread() is threading.main_thread():
-      self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
-    return self
-
-  def agreed(self) -> int | None:
-    """The signal received by any process, or None: every process must call this at the same step."""
-    if jax.process_count() == 1:
-      return self.received
-    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
-    received = multihost_utils.process_allgather(np.int32(self.received or 0))
-    return int(np.max(received)) or None
-
-  def __exit__(self, *exc):
-    for signum, handler in self._previous.items():
-      signal.signal(signum, handler)
+  old, new = _flat(saved), _flat(json.loads(json.dumps(config.to_dict())))
+  free = set(RESUMABLE_KEYS)
+  if old.get('lr_schedule') == new.get('lr_schedule') == 'constant':
+    free.add('num_epochs')
+  return [f'{key} {old[key]!r} -> {new[key]!r}' for key in sorted(set(old) & set(new))
+          if key not in free and old[key] != new[key]]
 
 
 def create_learning_rate_fn(config: ml_collections.ConfigDict, steps_per_epoch: int) -> optax.Schedule:
@@ -178,41 +151,6 @@ def cross_entropy(logits: jax.Array, labels: jax.Array, label_smoothing: float =
   return optax.softmax_cross_entropy(logits, targets)
 
 
-def _span_masks(rng: jax.Array, batch: int, count: int, max_width: int, size: int) -> jax.Array:
-  """[batch, size] booleans: `count` spans per row, each of width U{0..max_width} at a uniform start."""
-  width_rng, start_rng = jax.random.split(rng)
-  width = jax.random.randint(width_rng, (batch, count, 1), 0, min(max_width, size) + 1)
-  start = jnp.floor(jax.random.uniform(start_rng, (batch, count, 1)) * (size - width + 1)).astype(jnp.int32)
-  position = jnp.arange(size)
-  return jnp.any((position >= start) & (position < start + width), axis=1)
-
-
-def spec_augment(rng: jax.Array, mel: jax.Array, fill: jax.Array, *, time_masks: int, time_mask_width: int,
-                 freq_masks: int, freq_mask_width: int) -> jax.Array:
-  """SpecAugment's time and frequency masking of `mel` [B, mels, frames], masked cells set to `fill` [mels].
-
-  With `fill` the training split's per-band mean, a masked cell becomes 0 after
-  the model's input normalisation, as in SpecAugment on normalised features.
-  """
-  batch, mels, frames = mel.shape
-  time_rng, freq_rng = jax.random.split(rng)
-  masked = jnp.zeros((batch, mels, frames), bool)
-  if time_masks:
-    masked |= _span_masks(time_rng, batch, time_masks, time_mask_width, frames)[:, None, :]
-  if freq_masks:
-    masked |= _span_masks(freq_rng, batch, freq_masks, freq_mask_width, mels)[:, :, None]
-  return jnp.where(masked, fill.astype(mel.dtype)[None, :, None], mel)
-
-
-def mixup(rng: jax.Array, mel: jax.Array, targets: jax.Array, alpha: float) -> tuple[jax.Array, jax.Array]:
-  """Mixes each example with another of the (per-device) batch by one lambda ~ Beta(alpha, alpha)."""
-  lam_rng, perm_rng = jax.random.split(rng)
-  lam = jax.random.beta(lam_rng, alpha, alpha)
-  perm = jax.random.permutation(perm_rng, mel.shape[0])
-  mixed = lam * mel.astype(jnp.float32) + (1 - lam) * mel[perm].astype(jnp.float32)
-  return mixed.astype(mel.dtype), lam * targets + (1 - lam) * targets[perm]
-
-
 def train_step(state: TrainState, batch: dict[str, jax.Array], *, axis_name: str | None,
                label_smoothing: float = 0.0,
                augment: ml_collections.ConfigDict | None = None) -> tuple[TrainState, dict[str, jax.Array]]:
@@ -229,11 +167,11 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], *, axis_name: str
   if augment is not None and (augment.time_masks or augment.freq_masks):
     norm = state.batch_stats.get('input_norm')
     fill = norm['mean'] if norm is not None else jnp.mean(mel, axis=(0, 2))
-    mel = spec_augment(jax.random.fold_in(rng, 1), mel, fill, time_masks=augment.time_masks,
+    mel = batch_augment.spec_augment(jax.random.fold_in(rng, 1), mel, fill, time_masks=augment.time_masks,
                        time_mask_width=augment.time_mask_width, freq_masks=augment.freq_masks,
                        freq_mask_width=augment.freq_mask_width)
   if augment is not None and augment.mixup_alpha:
-    mel, targets = mixup(jax.random.fold_in(rng, 2), mel, targets, augment.mixup_alpha)
+    mel, targets = batch_augment.mixup(jax.random.fold_in(rng, 2), mel, targets, augment.mixup_alpha)
 
   def loss_fn(params):
     logits, updates = state.apply_fn(
@@ -250,267 +188,183 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], *, axis_name: str
   return state.apply_gradients(grads=grads, batch_stats=batch_stats), metrics
 
 
-def log_probs_fn(state: TrainState, mel: jax.Array) -> jax.Array:
-  logits = state.apply_fn({'params': state.params, 'batch_stats': state.batch_stats}, mel, train=False)
-  return jax.nn.log_softmax(logits)
+class _Checkpoints:
+  """The run's checkpointer with what a save records (config, data source) and when saves are due."""
+
+  def __init__(self, workdir: str, config: ml_collections.ConfigDict, steps_per_epoch: int,
+               data_source: dict[str, Any], par: DataParallel):
+    self.ckpt = checkpointing.Checkpointer(os.path.join(workdir, 'checkpoints'), keep=config.keep_checkpoints)
+    self.config, self.steps_per_epoch, self.data_source, self.par = config, steps_per_epoch, data_source, par
+
+  def due(self, step: int) -> bool:
+    """A mid-epoch checkpoint is asked for at `step` (config.checkpoint_every_steps)."""
+    every = self.config.checkpoint_every_steps
+    return bool(every) and step % every == 0 and step % self.steps_per_epoch != 0
+
+  def save(self, step: int, state: TrainState, validation: dict[str, float] | None = None) -> None:
+    """Starts writing `state` (end-of-epoch saves carry `validation`, which picks the best)."""
+    meta = {'step': step, 'epoch': step / self.steps_per_epoch, 'steps_per_epoch': self.steps_per_epoch,
+            'validation': validation, 'config': self.config.to_dict(), 'data_source': self.data_source}
+    self.ckpt.save(step, self.par.get_state(state), meta,
+                   metrics=validation and {'validation_accuracy': validation['accuracy']})
+
+  def committed(self) -> int | None:
+    """The latest checkpoint once every pending write has landed."""
+    self.ckpt.wait()
+    return self.ckpt.latest_step()
+
+  def restore(self, state: TrainState) -> tuple[TrainState, int]:
+    """The latest checkpoint's state (after checking its config and data) and step, else (state, 0)."""
+    step = self.ckpt.latest_step()
+    if not step:
+      return state, 0
+    meta = self.ckpt.restore_meta(step)
+    where = f'{self.ckpt.directory}/{step}'
+    changes = config_changes(meta['config'], self.config)
+    if changes:
+      raise ValueError(f'{where} was written with another config ({"; ".join(changes)}), so resuming would '
+                       'not take the steps an uninterrupted run takes. Restore those values or train into a '
+                       f'new --workdir (free to change on resume: {", ".join(RESUMABLE_KEYS)}, and num_epochs '
+                       'under the constant schedule).')
+    saved = {k: v for k, v in (meta.get('data_source') or {}).items() if k != 'arrays'}
+    current = {k: v for k, v in self.data_source.items() if k != 'arrays'}
+    if saved and saved != current:
+      raise ValueError(f'{where} was trained on other data ({saved}); this run reads {current}. '
+                       'Train into a new --workdir.')
+    state, _ = self.ckpt.restore(step, state)
+    logging.info('Resumed from %s (epoch %.2f).', where, meta['epoch'])
+    return state, step
 
 
-def eval_step(state: TrainState, batch: dict[str, jax.Array], *, axis_name: str | None) -> dict[str, jax.Array]:
-  """Masked sums over a padded batch: loss, correct predictions, real examples."""
-  log_probs = log_probs_fn(state, batch['mel'])
-  mask = batch['mask']
-  nll = -jnp.take_along_axis(log_probs, batch['label'][:, None], axis=-1)[:, 0]
-  sums = {'loss': jnp.sum(nll * mask),
-          'correct': jnp.sum((jnp.argmax(log_probs, -1) == batch['label']) * mask),
-          'count': jnp.sum(mask)}
-  return jax.lax.psum(sums, axis_name) if axis_name else sums
+@contextlib.contextmanager
+def _closing(ckpt: checkpointing.Checkpointer, writer: metric_writers.MetricWriter):
+  """Always waits for pending checkpoint writes and closes the checkpointer and the writer."""
+  try:
+    yield
+  finally:
+    try:
+      ckpt.wait()
+    finally:
+      ckpt.close()
+      writer.close()
 
 
-def evaluate(par: DataParallel, p_eval_step: Callable, state: TrainState, data: Arrays,
-             batch_size: int) -> dict[str, float]:
-  """Accuracy and mean loss over every example of `data` (last batch padded and masked)."""
-  totals = None
-  for batch in gtzan_data.iterate_batches(data, batch_size, shuffle=False, drop_remainder=False):
-    sums = p_eval_step(state, par.put_batch(input_pipeline.model_inputs(batch, with_mask=True)))
-    totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
-  totals = par.get_metrics(totals)
-  count = totals['count']
-  return {'accuracy': totals['correct'] / count, 'loss': totals['loss'] / count, 'num_examples': int(count)}
+def _log_report(point: epochs_lib.Report, progress: run_control.Progress, writer, epoch_metrics: list,
+                last_checkpoint, workdir: str) -> None:
+  """Checks every interval's mean for NaN, writes it to TensorBoard, prints the progress line."""
+  for end, metrics in point.intervals:
+    mean = {k: float(np.mean([m[k] for m in metrics])) for k in metrics[0]}
+    run_control.check_finite(mean, end, last_checkpoint, workdir)
+    writer.write_scalars(end, {f'train/{k}': v for k, v in mean.items()})
+    epoch_metrics += metrics
+  text, rate = progress.line(point.step, mean)
+  logging.info('%s', text)
+  writer.write_scalars(point.step, {'train/examples_per_s': rate})
 
 
-def _device_resident(config: ml_collections.ConfigDict, par: DataParallel, train_data: Arrays) -> bool:
-  """Whether to keep the training split on the devices (config.device_resident: auto, on, off).
-
-  auto: on for accelerators when one process trains, no mid-epoch checkpoints
-  are asked for and a copy of the split takes at most a quarter of a device's
-  memory. Off on CPU: XLA:CPU ran the scanned epoch ~17x slower than streamed
-  steps (BENCHMARKS.md), and there the host feed costs nothing measurable.
-  A device-resident epoch checks for SIGTERM/SIGINT and non-finite losses at its end.
-  """
-  choice = config.get('device_resident', 'off')
-  if choice not in ('auto', 'on', 'off'):
-    raise ValueError(f"config.device_resident must be 'auto', 'on' or 'off', got {choice!r}.")
-  if choice == 'off':
-    return False
-  if jax.process_count() > 1:
-    if choice == 'on':
-      raise ValueError('config.device_resident=on supports one process only; use auto or off.')
-    return False
-  if choice == 'auto' and (par.devices[0].platform == 'cpu' or config.checkpoint_every_steps):
-    return False
-  nbytes = sum(v.nbytes for k, v in input_pipeline.model_inputs(train_data).items())
-  stats = par.devices[0].memory_stats() or {}
-  fits = nbytes <= stats.get('bytes_limit', 16 * 2**30) / 4
-  if choice == 'on' and not fits:
-    logging.warning('config.device_resident=on: the training split (%.2f GB) takes over a quarter of '
-                    'device memory.', nbytes / 1e9)
-  return choice == 'on' or fits
+def _validate(evaluator: evaluation.Evaluator, state: TrainState, data: Arrays, writer, step: int,
+              epoch: int, config: ml_collections.ConfigDict, epoch_metrics: list) -> dict[str, float]:
+  """Scores the validation split at an epoch's end; logs it and writes it to TensorBoard and history."""
+  validation = evaluation.summary(evaluator.evaluate(state, data))
+  logging.info('epoch %d/%d | validation accuracy %.4f (tracks %.4f) | loss %.4f', epoch + 1,
+               config.num_epochs, validation['accuracy'], validation['track_accuracy'], validation['loss'])
+  writer.write_scalars(step, {f'validation/{k}': v for k, v in validation.items()})
+  writer.write_history({
+      'epoch': epoch + 1, 'step': step,
+      'train_loss': float(np.mean([m['loss'] for m in epoch_metrics])),
+      'train_accuracy': float(np.mean([m['accuracy'] for m in epoch_metrics])),
+      'validation_loss': validation['loss'], 'validation_accuracy': validation['accuracy'],
+      'validation_track_accuracy': validation['track_accuracy']})
+  return validation
 
 
-def _check_finite(metrics: dict[str, float], step: int, last_checkpoint: int | None, workdir: str) -> None:
-  bad = [k for k in ('loss', 'grad_norm') if not np.isfinite(metrics[k])]
-  if bad:
-    where = (f'the last good checkpoint is step {last_checkpoint} in {workdir}/checkpoints'
-             if last_checkpoint is not None else 'no checkpoint was written yet')
-    raise NonFiniteLossError(
-        f'{" and ".join(bad)} became {metrics[bad[0]]} by step {step}; stopped without saving it; '
-        f'{where}. Try a lower learning rate.')
-
-
-class _Progress:
-  """One console line per log interval: step, epoch, loss, accuracy, examples/s, ETA."""
-
-  def __init__(self, total_steps: int, steps_per_epoch: int, batch_size: int, start_step: int):
-    self.total_steps, self.steps_per_epoch, self.batch_size = total_steps, steps_per_epoch, batch_size
-    self.last_step, self.last_time = start_step, time.perf_counter()
-    self.steps_timed, self.seconds_timed = 0, 0.0
-
-  def line(self, step: int, metrics: dict[str, float]) -> tuple[str, float]:
-    now = time.perf_counter()
-    steps, seconds = step - self.last_step, now - self.last_time
-    self.last_step, self.last_time = step, now
-    self.steps_timed += steps
-    self.seconds_timed += seconds
-    rate = steps * self.batch_size / max(seconds, 1e-9)
-    eta = (self.total_steps - step) * seconds / max(steps, 1)
-    epoch = step / self.steps_per_epoch
-    text = (f'step {step}/{self.total_steps} | epoch {epoch:.2f} | loss {metrics["loss"]:.4f} | '
-            f'acc {metrics["accuracy"]:.3f} | {rate:.1f} ex/s | ETA {time.strftime("%H:%M:%S", time.gmtime(eta))}')
-    return text, rate
-
-  def restart(self, step: int) -> None:
-    """Starts timing afresh at `step`, leaving out compilation and evaluation time."""
-    self.last_step, self.last_time = step, time.perf_counter()
+def _stopped(signum: int, step: int, ckpt: checkpointing.Checkpointer, where: str) -> TrainingInterrupted:
+  return TrainingInterrupted(f'Stopped by {signal.Signals(signum).name} {where}; checkpoint written to '
+                             f'{ckpt.directory}/{step}. Run the same command again to resume.', step)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                        datasets: dict[str, Arrays] | None = None,
-                       devices: list[jax.Device] | None = None) -> dict[str, Any]:
+                       devices: list[jax.Device] | None = None, *,
+                       data_source: dict[str, Any] | None = None) -> dict[str, Any]:
   """Trains `config` in `workdir` (resuming from its latest checkpoint) and returns results.json's dict.
 
   Args:
-    config: see configs/default.py.
-    workdir: checkpoints, TensorBoard events and results.json go here.
+    config: see configs/paper.py.
+    workdir: checkpoints, TensorBoard events, history.jsonl and results.json go here.
     datasets: {'train', 'validation', 'test'} arrays as `tfds_gtzan.data.read_split` gives;
       read from `config.dataset` (building it if needed) when None.
     devices: devices to split the batch over (default: all).
+    data_source: where `datasets` came from, recorded in every checkpoint so that evaluate
+      reads the same data (`evaluation.load_data`); default: "arrays passed in".
   """
+  check_config(config)
   os.makedirs(workdir, exist_ok=True)
   par = DataParallel(config.parallelism, devices)
-  par.check_batch_size(config.batch_size)
   eval_batch_size = config.eval_batch_size or config.batch_size
+  par.check_batch_size(config.batch_size)
   par.check_batch_size(eval_batch_size, 'config.eval_batch_size')
   model = models.create_model(config, axis_name=par.axis_name)
   if datasets is None:
-    datasets = input_pipeline.load_datasets(config)
-  train_data = datasets['train']
-  steps_per_epoch = input_pipeline.steps_per_epoch(len(train_data['label']), config.batch_size)
-  total_steps = config.num_epochs * steps_per_epoch
+    datasets, data_source = input_pipeline.load_datasets_with_source(config)
+  data_source = data_source or input_pipeline.arrays_source('arrays passed to train_and_evaluate')
+  spe = input_pipeline.steps_per_epoch(len(datasets['train']['label']), config.batch_size)
+  state = create_train_state(jax.random.PRNGKey(config.seed), config, model, spe,
+                             input_pipeline.band_statistics(datasets['train']['mel']))
+  checkpoints, writer = _Checkpoints(workdir, config, spe, data_source, par), metric_writers.create(workdir)
+  with _closing(checkpoints.ckpt, writer), run_control.StopSignals() as stop:
+    state, start_step = checkpoints.restore(state)
+    state, step, validation = par.put_state(state), start_step, None
 
-  state = create_train_state(jax.random.PRNGKey(config.seed), config, model, steps_per_epoch,
-                             input_pipeline.band_statistics(train_data['mel']))
-  ckpt = checkpointing.Checkpointer(os.path.join(workdir, 'checkpoints'), keep=config.keep_checkpoints)
-  start_step = ckpt.latest_step() or 0
-  if start_step:
-    state, meta = ckpt.restore(start_step, state)
-    logging.info('Resumed from %s/checkpoints/%d (epoch %.2f).', workdir, start_step, start_step / steps_per_epoch)
-  last_saved = start_step or None
-  state = par.put_state(state)
+    def report_at(s: int) -> bool:  # every process reports at the same steps; one process also on a signal
+      return (s % config.log_every_steps == 0 or checkpoints.due(s)
+              or bool(stop.received and jax.process_count() == 1))
 
-  step_fn = functools.partial(train_step, axis_name=par.axis_name, label_smoothing=config.label_smoothing,
-                              augment=config.get('augment'))
-  p_train_step = par.compile(step_fn)
-  resident = _device_resident(config, par, train_data)
-  if resident:  # the training split lives on the devices; each epoch is one compiled program
-    device_train = par.put_split(input_pipeline.model_inputs(train_data))
-    compile_start = time.perf_counter()
-    p_train_epoch = par.compile_epoch(step_fn).lower(
-        state, device_train, par.put_order(np.arange(steps_per_epoch * config.batch_size),
-                                           config.batch_size)).compile()
-    logging.info('Training split on the devices; one epoch compiled in %.1f s.',
-                 time.perf_counter() - compile_start)
-  p_eval_step = par.compile(functools.partial(eval_step, axis_name=par.axis_name), donate_state=False)
-  writer = metric_writers.create(workdir)
-  progress = _Progress(total_steps, steps_per_epoch, config.batch_size, start_step)
-
-  def meta_for(step: int, validation: dict[str, float] | None) -> dict[str, Any]:
-    return {'step': step, 'epoch': step / steps_per_epoch, 'steps_per_epoch': steps_per_epoch,
-            'validation': validation, 'config': config.to_dict()}
-
-  step, pending, validation = start_step, [], None
-  progress.restart(step)
-  train_start = time.perf_counter()
-  with _StopSignals() as stop:
-    for epoch in range(start_step // steps_per_epoch, config.num_epochs):
-      if resident and step == epoch * steps_per_epoch:
-        order = gtzan_data.epoch_permutation(len(train_data['label']), seed=config.seed, epoch=epoch)
-        state, stacked = p_train_epoch(state, device_train,
-                                       par.put_order(order[:steps_per_epoch * config.batch_size],
-                                                     config.batch_size))
-        stacked = par.get_state(stacked)  # waits for the epoch: {metric: [steps_per_epoch]}
-        epoch_metrics = [{k: float(v[i]) for k, v in stacked.items()} for i in range(steps_per_epoch)]
-        for end in range(config.log_every_steps, steps_per_epoch + config.log_every_steps,
-                         config.log_every_steps):
-          interval = epoch_metrics[end - config.log_every_steps:min(end, steps_per_epoch)]
-          mean = {k: float(np.mean([m[k] for m in interval])) for k in interval[0]}
-          _check_finite(mean, step + min(end, steps_per_epoch), last_saved, workdir)
-          writer.write_scalars(step + min(end, steps_per_epoch), {f'train/{k}': v for k, v in mean.items()})
-        step += steps_per_epoch
-        text, rate = progress.line(step, mean)
-        logging.info('%s', text)
-        writer.write_scalars(step, {'train/examples_per_s': rate})
-        pending = []
-        batches = ()
-      else:
-        batches = gtzan_data.iterate_batches(
-          train_data, config.batch_size, shuffle=True, seed=config.seed, epoch=epoch,
-          start_batch=step - epoch * steps_per_epoch)
-        epoch_metrics = []
-      for batch in batches:
-        state, metrics = p_train_step(state, par.put_batch(input_pipeline.model_inputs(batch)))
-        step += 1
-        pending.append(metrics)
-        if step == start_step + 1:  # the first step compiles: keep it out of examples/s
-          jax.block_until_ready(metrics)
-          logging.info('First step (compilation included): %.1f s.', time.perf_counter() - train_start)
-          progress.restart(step)
-        epoch_end = step % steps_per_epoch == 0
-        checkpoint_now = (config.checkpoint_every_steps and step % config.checkpoint_every_steps == 0
-                          and not epoch_end)
-        # Several processes agree on stopping at log steps; one process stops after the current step.
-        signum = None
-        if (step % config.log_every_steps == 0 or epoch_end or checkpoint_now
-            or (stop.received and jax.process_count() == 1)):
-          signum = stop.agreed()
-          host = [par.get_metrics(m) for m in pending]
-          mean = {k: float(np.mean([m[k] for m in host])) for k in host[0]}
-          _check_finite(mean, step, last_saved, workdir)
-          epoch_metrics += host
-          text, rate = progress.line(step, mean)
-          logging.info('%s', text)
-          writer.write_scalars(step, {f'train/{k}': v for k, v in mean.items()} | {'train/examples_per_s': rate})
-          pending = []
-        if signum and not epoch_end:
-          ckpt.save(step, par.get_state(state), meta_for(step, None))
-          ckpt.wait()
-          ckpt.close()
-          writer.close()
-          raise TrainingInterrupted(
-              f'Stopped by {signal.Signals(signum).name} at step {step}; checkpoint written to '
-              f'{ckpt.directory}/{step}. Run the same command again to resume.', step)
-        if checkpoint_now:  # after the finiteness check above
-          ckpt.save(step, par.get_state(state), meta_for(step, None))
-          last_saved = step
-      validation = evaluate(par, p_eval_step, state, datasets['validation'], eval_batch_size)
-      logging.info('epoch %d/%d | validation accuracy %.4f | loss %.4f', epoch + 1, config.num_epochs,
-                   validation['accuracy'], validation['loss'])
-      writer.write_scalars(step, {f'validation/{k}': v for k, v in validation.items()})
-      ckpt.save(step, par.get_state(state), meta_for(step, validation),
-                metrics={'validation_accuracy': validation['accuracy']})
-      last_saved = step
-      writer.write_history({
-          'epoch': epoch + 1, 'step': step,
-          'train_loss': float(np.mean([m['loss'] for m in epoch_metrics])),
-          'train_accuracy': float(np.mean([m['accuracy'] for m in epoch_metrics])),
-          'validation_loss': validation['loss'], 'validation_accuracy': validation['accuracy']})
+    step_fn = functools.partial(train_step, axis_name=par.axis_name, label_smoothing=config.label_smoothing,
+                                augment=config.get('augment'))
+    epochs = epochs_lib.make_epochs(config, par, step_fn, state, datasets['train'], spe, report_at,
+                                    on_first_step=lambda: progress.first_step_done(start_step + 1))
+    evaluator = evaluation.Evaluator(par, eval_batch_size)
+    progress = run_control.Progress(config.num_epochs * spe, spe, config.batch_size, start_step)
+    for epoch in range(start_step // spe, config.num_epochs):
+      epoch_metrics = []
+      for point in epochs.run(state, epoch, step):
+        state, step = point.state, point.step
+        _log_report(point, progress, writer, epoch_metrics, checkpoints.committed, workdir)
+        if step % spe and (signum := stop.agreed()):
+          checkpoints.save(step, state)
+          raise _stopped(signum, step, checkpoints.ckpt, f'at step {step}')
+        if checkpoints.due(step):
+          checkpoints.save(step, state)
+      validation = _validate(evaluator, state, datasets['validation'], writer, step, epoch, config, epoch_metrics)
+      checkpoints.save(step, state, validation)
       progress.restart(step)
-      signum = stop.agreed()
-      if signum:
-        ckpt.wait()
-        ckpt.close()
-        writer.close()
-        raise TrainingInterrupted(
-            f'Stopped by {signal.Signals(signum).name} at the end of epoch {epoch + 1} (step {step}); '
-            f'checkpoint written to {ckpt.directory}/{step}. Run the same command again to resume.', step)
-  train_seconds = time.perf_counter() - train_start
-  ckpt.wait()
-
-  if validation is None:  # nothing left to train: the run was already complete
-    validation = evaluate(par, p_eval_step, state, datasets['validation'], eval_batch_size)
-  test = evaluate(par, p_eval_step, state, datasets['test'], eval_batch_size)
-  logging.info('test accuracy %.4f | loss %.4f over %d examples', test['accuracy'], test['loss'], test['num_examples'])
-  writer.write_scalars(step, {f'test/{k}': v for k, v in test.items()})
-  writer.close()
-  results = {
-      'step': step,
-      'epochs': step / steps_per_epoch,
-      'steps_trained_this_run': step - start_step,
-      'train_seconds_this_run': round(train_seconds, 2),
-      'train_examples_per_s': (round(progress.steps_timed * config.batch_size / progress.seconds_timed, 2)
-                               if progress.seconds_timed else None),
-      'platform': jax.devices()[0].platform,
-      'device_kind': jax.devices()[0].device_kind,
-      'device_count': par.num_devices,
-      'process_count': jax.process_count(),
-      'best_checkpoint_step': ckpt.best_step(),
-      'config': config.to_dict(),
-      'validation': validation,
-      'test': test,
-  }
-  ckpt.close()
+      if signum := stop.agreed():
+        raise _stopped(signum, step, checkpoints.ckpt, f'at the end of epoch {epoch + 1} (step {step})')
+    train_seconds = progress.seconds_since_start
+    if validation is None:  # nothing left to train: the run was already complete
+      validation = evaluation.summary(evaluator.evaluate(state, datasets['validation']))
+    test = evaluation.summary(evaluator.evaluate(state, datasets['test']))
+    logging.info('test accuracy %.4f per segment, %.4f per track (%d segments, %d tracks)',
+                 test['accuracy'], test['track_accuracy'], test['num_examples'], test['num_tracks'])
+    writer.write_scalars(step, {f'test/{k}': v for k, v in test.items()})
+    checkpoints.ckpt.wait()
+    results = _results(config, par, checkpoints.ckpt, progress, step, spe, start_step, train_seconds,
+                       validation, test)
   if jax.process_index() == 0:
-    path = os.path.join(workdir, 'results.json')
-    with open(path + '.tmp', 'w') as f:
-      json.dump(results, f, indent=2)
-    os.replace(path + '.tmp', path)
+    report.write_json(os.path.join(workdir, 'results.json'), results)
   return results
+
+
+def _results(config, par, ckpt, progress, step, spe, start_step, train_seconds, validation, test) -> dict[str, Any]:
+  """results.json: where training ended, how fast it ran, and the validation and test figures."""
+  rate = progress.examples_per_s
+  return {
+      'step': step, 'epochs': step / spe, 'steps_trained_this_run': step - start_step,
+      'train_seconds_this_run': round(train_seconds, 2),
+      'train_examples_per_s': round(rate, 2) if rate else None,
+      'platform': jax.devices()[0].platform, 'device_kind': jax.devices()[0].device_kind,
+      'device_count': par.num_devices, 'process_count': jax.process_count(),
+      'best_checkpoint_step': ckpt.best_step(), 'config': config.to_dict(),
+      'validation': validation, 'test': test,
+  }

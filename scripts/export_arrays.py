@@ -20,6 +20,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from gtzan_jax import arrays_io  # noqa: E402
 from tfds_gtzan import data  # noqa: E402
 
 
@@ -35,20 +36,19 @@ def main() -> None:
   args = parser.parse_args()
   if args.pooled:
     from configs import paper  # pylint: disable=g-import-not-at-top
-    from gtzan_jax import crossval  # pylint: disable=g-import-not-at-top
+    from gtzan_jax import folds  # pylint: disable=g-import-not-at-top
     config = paper.get_config()
     config.dataset, config.data_dir, config.manual_dir = args.dataset, args.data_dir or '', args.manual_dir or ''
     config.augment.audio_copies = args.audio_copies
-    pooled = crossval.pooled_segments(config)
-    crossval.save_arrays(args.out, pooled, quantize=args.quantize)
+    pooled = folds.pooled_segments(config)
+    arrays_io.save_pooled(args.out, pooled, quantize=args.quantize)
     print(f'{args.out}: {len(pooled["label"])} segments, {int(np.sum(pooled["copy"] == 0))} original, '
           f'{len(np.unique(pooled["track"]))} tracks, {os.path.getsize(args.out) / 2**20:.1f} MiB')
     return
-  arrays = {f'{split}/{key}': value
-            for split in ('train', 'validation', 'test')
-            for key, value in data.read_split(args.dataset, split, args.data_dir).items()}
-  np.savez(args.out, **arrays)
-  print(f'{args.out}: {", ".join(f"{k} {v.shape}" for k, v in arrays.items() if k.endswith("/label"))}')
+  datasets = {split: data.read_split(args.dataset, split, args.data_dir)
+              for split in ('train', 'validation', 'test')}
+  arrays_io.save_splits(args.out, datasets)
+  print(f'{args.out}: {", ".join(f"{split} {len(d["label"])} segments" for split, d in datasets.items())}')
 
 
 if __name__ == '__main__':

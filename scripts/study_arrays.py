@@ -18,22 +18,12 @@ import os
 import sys
 import time
 
-import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from gtzan_jax import evaluate, train  # noqa: E402
+from gtzan_jax import arrays_io, cli, evaluation, input_pipeline, train  # noqa: E402
 
 CONFIGS = {'vgg': 'configs.paper', 'cnn': 'configs.cnn', 'lstm': 'configs.lstm', 'gru': 'configs.gru'}
-
-
-def load_arrays(path: str) -> dict[str, dict[str, np.ndarray]]:
-  with np.load(path) as f:
-    datasets: dict[str, dict[str, np.ndarray]] = {}
-    for name in f.files:
-      split, key = name.split('/')
-      datasets.setdefault(split, {})[key] = f[name]
-  return datasets
 
 
 def main() -> None:
@@ -45,8 +35,8 @@ def main() -> None:
   parser.add_argument('--dtype', default='float32')
   parser.add_argument('--seeds', default='0')
   args = parser.parse_args()
-  train.quiet_library_logs()
-  datasets = load_arrays(args.arrays)
+  cli.quiet_library_logs()
+  datasets = arrays_io.load_splits(args.arrays)
   rows = []
   for model in args.models.split(','):
     for seed in map(int, args.seeds.split(',')):
@@ -55,13 +45,12 @@ def main() -> None:
       config.num_epochs, config.seed, config.dtype = args.epochs, seed, args.dtype
       workdir = os.path.join(args.out, f'{model}_seed{seed}')
       start = time.perf_counter()
-      results = train.train_and_evaluate(config, workdir, datasets)
+      results = train.train_and_evaluate(
+          config, workdir, datasets, data_source=input_pipeline.arrays_source(f'the splits of {args.arrays}'))
       seconds = time.perf_counter() - start
       row = {'model': model, 'seed': seed, 'epochs': args.epochs, 'wall_s': round(seconds, 1),
              'train_examples_per_s': results['train_examples_per_s'], 'device': results['device_kind']}
-      for which in ('latest', 'best'):
-        trained = evaluate.load_trained(workdir, which)
-        scores = evaluate.evaluate_split(trained, datasets['test'])
+      for which, scores in evaluation.evaluate_checkpoints(workdir, datasets['test']).items():
         row[f'{which}_segment_acc'] = scores['segment']['accuracy']
         row[f'{which}_track_acc'] = scores['track']['accuracy']
       row['validation_acc'] = results['validation']['accuracy']

@@ -37,8 +37,8 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 if __name__ == '__main__':
   sys.path.insert(0, str(REPO))
 
-from gtzan_jax import metric_writers  # pylint: disable=g-import-not-at-top,wrong-import-position
-from gtzan_jax import train  # pylint: disable=g-import-not-at-top,wrong-import-position
+from gtzan_jax import arrays_io, metric_writers  # pylint: disable=g-import-not-at-top,wrong-import-position
+from gtzan_jax import cli, train  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 NUM_PROCESSES = 2
 DEVICES_PER_PROCESS = 4
@@ -50,17 +50,11 @@ GRACE_SECONDS = 60  # How much longer than the first to end the other may take b
 
 
 def save_datasets(datasets: dict[str, dict[str, np.ndarray]], path: pathlib.Path) -> None:
-  np.savez(path, **{f'{split}/{key}': value for split, arrays in datasets.items()
-                    for key, value in arrays.items()})
+  arrays_io.save_splits(str(path), datasets)
 
 
 def load_datasets(path: pathlib.Path) -> dict[str, dict[str, np.ndarray]]:
-  datasets = {}
-  with np.load(path) as arrays:
-    for name in arrays.files:
-      split, key = name.split('/')
-      datasets.setdefault(split, {})[key] = arrays[name]
-  return datasets
+  return arrays_io.load_splits(str(path))
 
 
 def _start_worker(process_id: int, port: int, root: pathlib.Path) -> ml_collections.ConfigDict:
@@ -70,7 +64,7 @@ def _start_worker(process_id: int, port: int, root: pathlib.Path) -> ml_collecti
   assert jax.process_count() == NUM_PROCESSES and jax.local_device_count() == DEVICES_PER_PROCESS
   logging.use_absl_handler()  # Timestamped lines on stderr, which a failing test prints.
   logging.set_verbosity(logging.INFO)
-  train.quiet_library_logs()
+  cli.quiet_library_logs()
   return ml_collections.ConfigDict(json.loads((root / 'config.json').read_text()))
 
 

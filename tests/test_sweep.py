@@ -56,3 +56,29 @@ def test_batch_size_sweep_writes_csv_md_and_curves(tiny_config, fake_datasets, t
                           datasets=fake_datasets, devices=devices)
   assert again[:2] == rows and again[2]['status'] == 'diverged' and again[2]['test_accuracy'] is None
   assert '| 32 | diverged |' in (tmp_path / 'sweep.md').read_text()
+
+
+def test_a_sweep_over_an_audio_key_trains_each_value_on_its_own_data(tiny_config, tmp_path, monkeypatch):
+  """augment.audio_copies=0,1 must not train both runs on the base data (results.json records the value)."""
+  from gtzan_jax import input_pipeline
+  loaded, trained_on = [], []
+
+  def load(config):
+    name = input_pipeline.dataset_name(config)
+    loaded.append(name)
+    return {'name': name}, {'kind': 'tfds', 'name': name, 'version': 'x'}
+
+  def fake_train(config, workdir, datasets, devices=None, *, data_source=None):
+    trained_on.append((config.augment.audio_copies, datasets['name'], data_source['name']))
+    raise train.NonFiniteLossError('stop here')  # the sweep records the run as diverged and goes on
+
+  monkeypatch.setattr(input_pipeline, 'load_datasets_with_source', load)
+  monkeypatch.setattr(train, 'train_and_evaluate', fake_train)
+  tiny_config.dataset = 'gtzan_mel/tracks'
+  sweep.run_sweep(tiny_config, str(tmp_path), 'augment.audio_copies', ['0', '1', '1'])
+  assert loaded[0] == 'gtzan_mel/tracks' and loaded[1].startswith('gtzan_mel/tracks_aug1_')
+  assert len(loaded) == 2  # the two runs of one value share its data
+  assert [(copies, name) for copies, name, _ in trained_on] == [(0, loaded[0]), (1, loaded[1]), (1, loaded[1])]
+  assert all(name == source for _, name, source in trained_on)
+  with pytest.raises(ValueError, match='changes the data each run reads'):
+    sweep.run_sweep(tiny_config, str(tmp_path), 'augment.audio_copies', ['0', '1'], datasets={'name': 'x'})

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gtzan_jax import checkpointing, input_pipeline, models, train
+from gtzan_jax import batch_augment, checkpointing, cli, epochs, evaluation, input_pipeline, models, train
 from gtzan_jax.parallel import DataParallel
 
 
@@ -114,11 +114,10 @@ def test_evaluation_counts_every_example(tiny_config, fake_datasets):
   par = DataParallel('jit', jax.devices())
   model = models.create_model(tiny_config)
   state = par.put_state(train.create_train_state(jax.random.PRNGKey(0), tiny_config, model, 10))
-  eval_step = par.compile(functools.partial(train.eval_step, axis_name=None), donate_state=False)
   data = {k: v[:21] for k, v in fake_datasets['test'].items()}  # 21 = one full batch of 16 + 5 padded
-  metrics = train.evaluate(par, eval_step, state, data, 16)
-  assert metrics['num_examples'] == 21
-  log_probs = np.asarray(train.log_probs_fn(par.get_state(state), data['mel'].astype(np.float32)))
+  metrics = evaluation.summary(evaluation.Evaluator(par, 16).evaluate(state, data))
+  assert metrics['num_examples'] == 21 and metrics['num_tracks'] == 21
+  log_probs = np.asarray(evaluation.log_probs_fn(par.get_state(state), data['mel'].astype(np.float32)))
   np.testing.assert_allclose(metrics['accuracy'], np.mean(log_probs.argmax(-1) == data['label']), atol=1e-6)
   nll = -log_probs[np.arange(21), data['label']].mean()
   np.testing.assert_allclose(metrics['loss'], nll, rtol=1e-4)
@@ -155,12 +154,12 @@ def test_device_resident_epochs_equal_streaming(tiny_config, fake_datasets, tmp_
 
 def test_device_resident_auto_streams_on_cpu_and_rejects_unknown(tiny_config, fake_datasets):
   par = DataParallel('jit', jax.devices()[:1])
-  assert not train._device_resident(tiny_config, par, fake_datasets['train'])  # auto, CPU
+  assert not epochs.device_resident(tiny_config, par, fake_datasets['train'])  # auto, CPU
   tiny_config.device_resident = 'on'
-  assert train._device_resident(tiny_config, par, fake_datasets['train'])
+  assert epochs.device_resident(tiny_config, par, fake_datasets['train'])
   tiny_config.device_resident = 'yes'
   with pytest.raises(ValueError, match="'auto', 'on' or 'off'"):
-    train._device_resident(tiny_config, par, fake_datasets['train'])
+    epochs.device_resident(tiny_config, par, fake_datasets['train'])
 
 
 def test_train_steps_make_no_hidden_transfers(tiny_config, fake_datasets):
@@ -184,7 +183,7 @@ def test_train_steps_make_no_hidden_transfers(tiny_config, fake_datasets):
 def test_spec_augment_masks_spans_with_the_fill_value():
   mel = jax.random.normal(jax.random.PRNGKey(0), (16, 128, 173)) + 5.0
   fill = jnp.full((128,), -100.0)
-  out = train.spec_augment(jax.random.PRNGKey(1), mel, fill, time_masks=2, time_mask_width=20,
+  out = batch_augment.spec_augment(jax.random.PRNGKey(1), mel, fill, time_masks=2, time_mask_width=20,
                            freq_masks=1, freq_mask_width=16)
   masked = np.asarray(out == -100.0)
   np.testing.assert_array_equal(np.asarray(out)[~masked], np.asarray(mel)[~masked])
@@ -193,7 +192,7 @@ def test_spec_augment_masks_spans_with_the_fill_value():
   np.testing.assert_array_equal(masked, time_masked[:, None, :] | freq_masked[:, :, None])
   assert time_masked.sum(axis=1).max() <= 40 and freq_masked.sum(axis=1).max() <= 16
   assert 0 < time_masked.mean() < 40 / 173 and 0 < freq_masked.mean() < 16 / 128
-  again = train.spec_augment(jax.random.PRNGKey(1), mel, fill, time_masks=2, time_mask_width=20,
+  again = batch_augment.spec_augment(jax.random.PRNGKey(1), mel, fill, time_masks=2, time_mask_width=20,
                              freq_masks=1, freq_mask_width=16)
   np.testing.assert_array_equal(out, again)  # reproducible by key
 
@@ -201,7 +200,7 @@ def test_spec_augment_masks_spans_with_the_fill_value():
 def test_mixup_mixes_inputs_and_targets_alike():
   mel = jax.random.normal(jax.random.PRNGKey(0), (8, 4, 5))
   targets = jnp.eye(8)  # example i's target names i: the mixed targets say who was mixed with whom
-  mixed, weights = train.mixup(jax.random.PRNGKey(3), mel, targets, alpha=0.4)
+  mixed, weights = batch_augment.mixup(jax.random.PRNGKey(3), mel, targets, alpha=0.4)
   np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-6)
   assert np.count_nonzero(np.asarray(weights) > 1e-6, axis=1).max() <= 2
   np.testing.assert_allclose(mixed, (weights @ mel.reshape(8, -1)).reshape(mel.shape), rtol=1e-5, atol=1e-5)
@@ -250,11 +249,11 @@ def test_bfloat16_accuracy_within_a_point_of_float32(tiny_config, tmp_path):
 def test_run_command_turns_stops_and_bad_input_into_one_line(capsys):
   """main, crossval and sweep share this: a signal stop returns None, bad input or NaN is one line."""
   from absl import logging
-  assert train.run_command(lambda: {'step': 3}) == {'step': 3}
+  assert cli.run_command(lambda: {'step': 3}) == {'step': 3}
 
   def interrupted():
     raise train.TrainingInterrupted('Stopped by SIGTERM; checkpointed step 7.', step=7)
-  assert train.run_command(interrupted) is None
+  assert cli.run_command(interrupted) is None
   assert capsys.readouterr().out == 'Stopped by SIGTERM; checkpointed step 7.\n'
 
   for error in (ValueError('config.batch_size=12 does not divide by the 8 devices'),
@@ -263,13 +262,13 @@ def test_run_command_turns_stops_and_bad_input_into_one_line(capsys):
     def fail(error=error):
       raise error
     with pytest.raises(SystemExit) as exit_info:
-      train.run_command(fail)
+      cli.run_command(fail)
     assert exit_info.value.code == f'error: {error} (--verbosity=1 shows the traceback)'
   old = logging.get_verbosity()
   logging.set_verbosity(logging.DEBUG)
   try:
     with pytest.raises(train.NonFiniteLossError):  # --verbosity=1: the traceback, for a bug report
-      train.run_command(lambda: (_ for _ in ()).throw(train.NonFiniteLossError('nan')))
+      cli.run_command(lambda: (_ for _ in ()).throw(train.NonFiniteLossError('nan')))
   finally:
     logging.set_verbosity(old)
 
@@ -286,11 +285,103 @@ def test_train_and_eval_steps_lower_for_gpus(tiny_config, dtype):
   steps = {
       'train': (functools.partial(train.train_step, axis_name=None, augment=tiny_config.augment),
                 {'mel': mel, 'label': label}),
-      'eval': (functools.partial(train.eval_step, axis_name=None),
-               {'mel': mel, 'label': label, 'mask': jax.ShapeDtypeStruct((16,), jnp.float32)})}
+      'eval': (lambda state, batch: evaluation.log_probs_fn(state, batch['mel']), {'mel': mel})}
   for platform in ('cuda', 'rocm'):
     for name, (step, batch) in steps.items():
       text = jax.export.export(jax.jit(step), platforms=[platform])(state, batch).mlir_module()
       # The tiny VGG has 4 convolutions (widths 4 and 8, two each), the first on one channel. A train
       # step: 4 forward, 3 input gradients (none for the input) and 4 kernel gradients.
       assert text.count('stablehlo.convolution') == (11 if name == 'train' else 4), (platform, name)
+
+
+def test_resume_refuses_a_config_that_would_change_the_steps(tiny_config, fake_datasets, tmp_path):
+  """Resuming compares the checkpoint's config: only keys that change no step may differ."""
+  devices, workdir = jax.devices()[:1], str(tmp_path)
+  tiny_config.num_epochs = 1
+  train.train_and_evaluate(tiny_config, workdir, fake_datasets, devices)
+  tiny_config.batch_size = 8  # another batch size lands in another epoch and batch
+  with pytest.raises(ValueError, match=r'checkpoints/4 was written with another config \(batch_size 16 -> 8\)'):
+    train.train_and_evaluate(tiny_config, workdir, fake_datasets, devices)
+  tiny_config.batch_size, tiny_config.learning_rate, tiny_config.vgg.dropout_rate = 16, 3e-3, 0.5
+  with pytest.raises(ValueError, match=r'learning_rate 0.001 -> 0.003; vgg.dropout_rate 0.0 -> 0.5'):
+    train.train_and_evaluate(tiny_config, workdir, fake_datasets, devices)
+  tiny_config.learning_rate, tiny_config.vgg.dropout_rate = 1e-3, 0.0
+  # Free on resume: logging, checkpointing, evaluation batch size; num_epochs under the constant schedule.
+  tiny_config.log_every_steps, tiny_config.keep_checkpoints, tiny_config.eval_batch_size = 1, 5, 8
+  tiny_config.num_epochs = 2
+  assert train.train_and_evaluate(tiny_config, workdir, fake_datasets, devices)['steps_trained_this_run'] == 4
+
+
+def test_more_epochs_under_a_cosine_schedule_would_bend_it_and_are_refused(tiny_config, fake_datasets, tmp_path):
+  tiny_config.num_epochs, tiny_config.lr_schedule = 1, 'cosine'
+  train.train_and_evaluate(tiny_config, str(tmp_path), fake_datasets, jax.devices()[:1])
+  tiny_config.num_epochs = 2
+  with pytest.raises(ValueError, match=r'num_epochs 1 -> 2'):
+    train.train_and_evaluate(tiny_config, str(tmp_path), fake_datasets, jax.devices()[:1])
+
+
+def test_resume_refuses_other_data(tiny_config, fake_datasets, tmp_path):
+  tiny_config.num_epochs = 1
+  source = input_pipeline.arrays_source('split A')
+  train.train_and_evaluate(tiny_config, str(tmp_path), fake_datasets, jax.devices()[:1], data_source=source)
+  with pytest.raises(ValueError, match='was trained on other data'):
+    train.train_and_evaluate(tiny_config, str(tmp_path), fake_datasets, jax.devices()[:1],
+                             data_source=input_pipeline.arrays_source('split B'))
+
+
+def test_a_nan_stop_closes_the_writer_and_lands_the_checkpoint_it_names(tiny_config, fake_datasets, tmp_path,
+                                                                        monkeypatch):
+  from gtzan_jax import metric_writers
+  closed = []
+  for cls in (metric_writers.MetricWriter, checkpointing.Checkpointer):
+    original = cls.close
+    monkeypatch.setattr(cls, 'close', lambda self, original=original, cls=cls: (closed.append(cls.__name__),
+                                                                                original(self))[1])
+  from tfds_gtzan import data as gtzan_data
+  tiny_config.num_epochs = 1
+  train.train_and_evaluate(tiny_config, str(tmp_path), fake_datasets, jax.devices()[:1])  # steps 1-4
+  closed.clear()
+  # Epoch 2 (steps 5-8) saves asynchronously at step 6; its last batch (step 8) is NaN.
+  order = gtzan_data.epoch_permutation(64, seed=tiny_config.seed, epoch=1)
+  fake_datasets['train']['mel'][order[48:]] = np.nan
+  tiny_config.num_epochs, tiny_config.checkpoint_every_steps = 2, 3
+  with pytest.raises(train.NonFiniteLossError, match='by step 8; .*last good checkpoint is step 6'):
+    train.train_and_evaluate(tiny_config, str(tmp_path), fake_datasets, jax.devices()[:1])
+  assert sorted(closed) == ['Checkpointer', 'MetricWriter']
+  assert checkpointing.Checkpointer(str(tmp_path / 'checkpoints')).latest_step() == 6
+
+
+def test_results_json_carries_track_level_accuracy(tiny_config, tmp_path):
+  """A track (here 3 segments of one label) is scored as evaluate scores it: the mean log-probability."""
+  from conftest import fake_split
+  def tracked(n, seed):
+    data = fake_split(n, seed)
+    data['label'] = np.repeat(data['label'][::3], 3)[:n]
+    data['track'] = np.array([f't{seed}.{i // 3:03d}' for i in range(n)])
+    return data
+  datasets = {'train': tracked(48, 0), 'validation': tracked(24, 1), 'test': tracked(30, 2)}
+  results = train.train_and_evaluate(tiny_config, str(tmp_path), datasets, jax.devices()[:1])
+  saved = json.loads((tmp_path / 'results.json').read_text())
+  assert saved['test'] == results['test'] and saved['test']['num_tracks'] == 10
+  scores = evaluation.evaluate_checkpoints(str(tmp_path), datasets['test'], ('latest',))['latest']
+  assert saved['test']['track_accuracy'] == scores['track']['accuracy']
+  assert saved['test']['accuracy'] == scores['segment']['accuracy']
+
+
+@pytest.mark.parametrize('key, value, message', [
+    ('learning_rate', -1.0, "learning_rate=-1.0 (positive)"),
+    ('num_epochs', 0, "num_epochs=0 (at least 1)"),
+    ('dtype', 'float16', "dtype='float16' (float32 or bfloat16)"),
+    ('label_smoothing', 1.0, "label_smoothing=1.0 (in [0, 1))"),
+    ('augment.mixup_alpha', -0.2, "augment.mixup_alpha=-0.2 (not negative)"),
+    ('lr_schedule', 'linear', "lr_schedule='linear' (constant or cosine)"),
+])
+def test_config_values_that_cannot_work_are_named(tiny_config, key, value, message):
+  *parents, leaf = key.split('.')
+  node = tiny_config
+  for parent in parents:
+    node = node[parent]
+  node[leaf] = value
+  with pytest.raises(ValueError) as error:
+    train.check_config(tiny_config)
+  assert message in str(error.value) and '\n' not in str(error.value)

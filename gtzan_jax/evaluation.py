@@ -1,0 +1,179 @@
+"""The one evaluation path: segment log-probabilities on the devices, metrics on the host.
+
+The trainer's per-epoch validation, its final test, `evaluate`, `crossval`, `sweep`
+and the scripts all score a split the same way:
+
+  evaluator = Evaluator(par, batch_size)           # or Trained.log_probs for a restored model
+  scores = evaluator.evaluate(state, split)        # {'segment': {...}, 'track': {...}}
+  summary(scores)                                  # the handful of numbers results.json keeps
+
+A track is classified by the argmax of the mean of its segments' log-probabilities.
+A restored model knows where its data came from (`Trained.data_source`, written by the
+trainer into every checkpoint): `load_data` reads exactly that data or refuses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+from absl import logging
+
+from gtzan_jax import checkpointing
+from gtzan_jax import input_pipeline
+from gtzan_jax import models
+from gtzan_jax import report
+from gtzan_jax.parallel import DataParallel
+from tfds_gtzan import data as gtzan_data
+
+Arrays = dict[str, np.ndarray]
+CHECKPOINTS = ('latest', 'best')
+
+
+def log_probs_fn(state, mel: jax.Array) -> jax.Array:
+  """Log-probabilities [B, classes] of a batch of segments, BatchNorm in inference mode."""
+  logits = state.apply_fn({'params': state.params, 'batch_stats': state.batch_stats}, mel, train=False)
+  return jax.nn.log_softmax(logits)
+
+
+class Evaluator:
+  """Computes segment log-probabilities over `par`'s devices in padded batches of `batch_size`."""
+
+  def __init__(self, par: DataParallel, batch_size: int):
+    self.par, self.batch_size = par, batch_size
+    self._fn = par.compile(lambda state, batch: log_probs_fn(state, batch['mel']), donate_state=False,
+                           batch_outputs=True)
+    self._process = (jax.process_index(), jax.process_count()) if par.spans_processes else (0, 1)
+
+  def log_probs(self, state, mel: np.ndarray) -> np.ndarray:
+    """[N, classes] float32 for `mel` [N, mels, frames] (every process passes, and gets, all N)."""
+    index, count = self._process
+    rows = [self.par.gather_rows(self._fn(state, self.par.put_batch({'mel': batch['mel']})))
+            for batch in gtzan_data.iterate_batches({'mel': mel}, self.batch_size, shuffle=False,
+                                                    drop_remainder=False, process_index=index,
+                                                    process_count=count)]
+    return np.concatenate(rows)[:len(mel)] if rows else np.zeros((0, 0), np.float32)
+
+  def evaluate(self, state, data: Arrays, class_names=None) -> dict[str, Any]:
+    return scores(self.log_probs(state, data['mel']), data, class_names)
+
+
+def scores(log_probs: np.ndarray, data: Arrays, class_names=None) -> dict[str, Any]:
+  """Segment- and track-level metrics (`report.classification_metrics`, plus the segment loss)."""
+  class_names = class_names or report.GENRES
+  labels = data['label']
+  tracks = data['track'] if 'track' in data else np.arange(len(labels)).astype(str)
+  segment = report.classification_metrics(labels, log_probs.argmax(-1), class_names)
+  segment['loss'] = float(-log_probs[np.arange(len(labels)), labels].mean())
+  _, track_log_probs, track_labels = report.aggregate_tracks(log_probs, labels, tracks)
+  return {'segment': segment,
+          'track': report.classification_metrics(track_labels, track_log_probs.argmax(-1), class_names)}
+
+
+def summary(result: dict[str, Any]) -> dict[str, float]:
+  """What results.json and the logs keep of `scores`: segment accuracy and loss, track accuracy."""
+  return {'accuracy': result['segment']['accuracy'], 'loss': result['segment']['loss'],
+          'num_examples': result['segment']['count'], 'track_accuracy': result['track']['accuracy'],
+          'track_macro_f1': result['track']['macro_f1'], 'num_tracks': result['track']['count']}
+
+
+@dataclasses.dataclass(frozen=True)
+class Trained:
+  """A model restored from a workdir with the config it was trained with and its data's source."""
+
+  config: ml_collections.ConfigDict
+  state: Any
+  step: int
+  epoch: float
+  data_source: dict[str, Any] | None = None
+  _evaluators: dict[int, Evaluator] = dataclasses.field(default_factory=dict, compare=False, repr=False)
+
+  @property
+  def class_names(self) -> list[str]:
+    return list((self.data_source or {}).get('class_names') or report.GENRES)
+
+  def log_probs(self, mel: np.ndarray, batch_size: int = 0) -> np.ndarray:
+    """Log-probabilities [N, classes] of segments `mel` [N, mels, frames] on this process's first device.
+
+    `batch_size`: 0 means the config's evaluation batch size.
+    """
+    batch_size = batch_size or self.config.eval_batch_size or self.config.batch_size
+    if batch_size not in self._evaluators:
+      self._evaluators[batch_size] = Evaluator(DataParallel('jit', jax.local_devices()[:1]), batch_size)
+    return self._evaluators[batch_size].log_probs(self.state, mel)
+
+  def evaluate(self, data: Arrays) -> dict[str, Any]:
+    return scores(self.log_probs(data['mel']), data, self.class_names)
+
+
+def load_trained(workdir: str, checkpoint: str = 'latest') -> Trained:
+  """Restores `workdir`'s latest checkpoint, or its best by validation accuracy ('best')."""
+  from gtzan_jax import train  # pylint: disable=g-import-not-at-top  (train imports this module)
+  if checkpoint not in CHECKPOINTS:
+    raise ValueError(f"checkpoint must be 'latest' or 'best', got {checkpoint!r}.")
+  directory = os.path.join(workdir, 'checkpoints')
+  if not os.path.isdir(directory):
+    raise FileNotFoundError(f'{workdir} holds no checkpoints; train there first (python -m gtzan_jax.main).')
+  ckpt = checkpointing.Checkpointer(directory, use_async=False)
+  try:
+    step = {'latest': ckpt.latest_step, 'best': ckpt.best_step}[checkpoint]()
+    if step is None:
+      raise FileNotFoundError(f'{directory} holds no {checkpoint} checkpoint.')
+    meta = ckpt.restore_meta(step)
+    config = ml_collections.ConfigDict(meta['config'])
+    model = models.create_model(config)
+    abstract_state = jax.eval_shape(
+        lambda rng: train.create_train_state(rng, config, model, meta['steps_per_epoch']),
+        jax.random.PRNGKey(0))
+    state, _ = ckpt.restore(step, abstract_state)
+  finally:
+    ckpt.close()
+  return Trained(config, jax.device_put(state, jax.local_devices()[0]), step, meta['epoch'],
+                 meta.get('data_source'))
+
+
+def evaluate_checkpoints(workdir: str, data: Arrays,
+                         checkpoints: tuple[str, ...] = CHECKPOINTS) -> dict[str, dict[str, Any]]:
+  """{checkpoint: scores of it on `data`, plus its 'step'} for each of `checkpoints` of `workdir`."""
+  results = {}
+  for checkpoint in checkpoints:
+    trained = load_trained(workdir, checkpoint)
+    results[checkpoint] = trained.evaluate(data) | {'step': trained.step}
+  return results
+
+
+def load_data(trained: Trained, workdir: str) -> dict[str, Arrays]:
+  """The splits `trained` was trained and tested on, read from its recorded source, or ValueError.
+
+  'tfds': the same TFDS dataset and version; 'crossval_fold': that fold's tracks, regrouped
+  from its dataset or arrays file as crossval made them (originals only: augmented copies
+  only ever train); 'arrays' (passed in by a script): refused, since nothing records them.
+  """
+  source = trained.data_source
+  if source is None:  # written before checkpoints recorded their data
+    if os.path.exists(os.path.join(workdir, 'fold.json')):
+      raise ValueError(f'{workdir} is a cross-validation fold trained before checkpoints recorded '
+                       'their data; its test tracks are in its fold.json. Rerun crossval to evaluate it.')
+    logging.warning('%s predates data provenance: evaluating on %s as its config names it.', workdir,
+                    trained.config.dataset)
+    return input_pipeline.load_datasets(trained.config)
+  kind = source.get('kind')
+  if kind == 'tfds':
+    datasets, current = input_pipeline.load_datasets_with_source(trained.config)
+    differ = [k for k in ('name', 'version') if current.get(k) != source.get(k)]
+    if differ:
+      raise ValueError(f'{workdir} was trained on {source["name"]} version {source["version"]}; the '
+                       f'data at hand is {current["name"]} version {current["version"]}. Evaluate with '
+                       'the data it was trained on (its --config.data_dir) or retrain.')
+    return datasets
+  if kind == 'crossval_fold':
+    from gtzan_jax import folds  # pylint: disable=g-import-not-at-top  (crossval's data)
+    return folds.fold_data(trained.config, source)
+  raise ValueError(f'{workdir} was trained on {source.get("description", "data passed in by a script")}, '
+                   'which no file records; evaluate it with gtzan_jax.evaluation.evaluate_checkpoints'
+                   '(workdir, data) on the same arrays.')
