@@ -60,6 +60,29 @@ def test_segment_max_segments():
   assert audio.segment(np.zeros(10 * audio.SEGMENT_SAMPLES), max_segments=3).shape[0] == 3
 
 
+@pytest.mark.parametrize('max_segments, expected', [(None, 15), (audio.MAX_SEGMENTS, 14), (3, 3), (0, 0)])
+def test_segment_features_of_blocks_equal_those_of_the_whole(max_segments, expected):
+  """Blocks of 0.7 s (segments straddle them) give the whole clip's features, up to the cap, then stop reading."""
+  rng = np.random.default_rng(0)
+  y = (_tone(30.5) + 0.01 * rng.standard_normal(int(30.5 * audio.SAMPLE_RATE))).astype(np.float32)
+  whole = audio.segment_features(y, max_segments)
+  assert whole.shape == (expected, audio.N_MELS, audio.FRAMES) and whole.dtype == audio.MEL_DTYPE
+  size = int(0.7 * audio.SAMPLE_RATE)
+  read = []
+
+  def blocks():
+    for start in range(0, len(y), size):
+      read.append(start)
+      yield y[start:start + size]
+
+  parts = list(audio.segment_features_of_blocks(blocks(), max_segments))
+  assert all(len(part) for part in parts)
+  # Within one float16 step: BLAS may round a segment's last bit apart in a batch of another size.
+  np.testing.assert_allclose(np.concatenate([whole[:0], *parts]).astype(np.float32), whole, atol=2**-4)
+  needed = -(-expected * audio.SEGMENT_SAMPLES // size)  # blocks that hold the first `expected` segments
+  assert len(read) == (math.ceil(len(y) / size) if max_segments is None else needed)
+
+
 def test_load_audio_mono_wav_is_unchanged(tmp_path):
   y = _tone(3.0)
   sf.write(tmp_path / 'a.wav', y, audio.SAMPLE_RATE, subtype='FLOAT')

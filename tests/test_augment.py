@@ -20,7 +20,10 @@ from gtzan_jax import input_pipeline
 from tfds_gtzan import audio
 from tfds_gtzan import augment
 from tfds_gtzan import data
+from tfds_gtzan import synthetic
+from tfds_gtzan.gtzan_mel import featurize
 from tfds_gtzan.gtzan_mel import gtzan_mel_dataset_builder
+from tfds_gtzan.gtzan_mel import sources
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 SPLITS = ('train', 'validation', 'test')
@@ -44,22 +47,32 @@ def _params(**kwargs: float) -> augment.AugmentParams:
     _params(noise_prob=1, pitch_prob=0), _params(noise_prob=0, pitch_prob=1), ALWAYS,
     _params(pitch_prob=1, pitch_semitones=0, stretch_range=0.3)], ids=['noise', 'pitch', 'both',
                                                                         'stretch'])
-def test_keeps_length_and_dtype(y, params):
+def test_keeps_dtype_and_at_most_the_length(y, params):
   for copy in (1, 2):
     out = augment.augment_clip(y, seed=0, track='jazz.00003', copy=copy, params=params)
-    assert out.shape == y.shape and out.dtype == np.float32 and np.isfinite(out).all()
-    assert not np.array_equal(out, y)
+    choice = augment.draw(params, seed=0, track='jazz.00003', copy=copy)
+    # Stretched faster, a copy is shorter than the clip (never padded); slower, it is cut.
+    length = min(len(y), round(len(y) / choice.rate)) if choice.pitch else len(y)
+    assert out.shape == (length,) and out.dtype == np.float32 and np.isfinite(out).all()
+    assert not np.array_equal(out, y[:length])
 
 
 @pytest.mark.parametrize('rate', [0.8, 1.25])
-def test_stretch_is_cut_or_zero_padded_to_the_length(y, rate):
+def test_stretch_is_cut_to_the_length_but_never_padded(y, rate):
   out = augment.pitch_shift_and_stretch(y, 0.0, rate)
-  assert out.shape == y.shape
-  stretched_length = int(round(len(y) / rate))
-  if rate > 1:  # Shorter: zero-padded at the end.
-    assert not out[stretched_length + 1:].any() and out[:stretched_length - 100].any()
-  else:  # Longer: cut; the end still holds audio.
-    assert np.abs(out[-SR // 10:]).max() > 0
+  assert out.shape == (min(len(y), round(len(y) / rate)),)
+  assert np.abs(out[-SR // 10:]).max() > 0  # Audio to the end: no zeros appended.
+
+
+def test_a_faster_copy_of_a_28_s_clip_has_only_whole_segments_of_audio():
+  """Stretched by 1.1, the 28 s the builder decodes become 25.5 s: 12 segments, none of padding."""
+  y = synthetic.generate_clip(9, 0)[:audio.MAX_SEGMENTS * audio.SEGMENT_SAMPLES]
+  out = augment.pitch_shift_and_stretch(y, 1.0, 1.1)
+  assert len(out) == round(len(y) / 1.1)
+  segments = audio.segment(out)
+  assert len(segments) == 12
+  for i, samples in enumerate(segments):  # Zero-padding would show as samples that are exactly 0.
+    assert np.count_nonzero(samples == 0) < 10, i
 
 
 def test_reproducible_by_seed_track_and_copy(y):
@@ -67,8 +80,8 @@ def test_reproducible_by_seed_track_and_copy(y):
     return augment.augment_clip(y, seed=seed, track=track, copy=copy, params=ALWAYS)
 
   np.testing.assert_array_equal(run(), run())
-  for other in (run(seed=1), run(copy=2), run(track='jazz.00004')):
-    assert not np.allclose(other, run())
+  for other in (run(seed=1), run(copy=2), run(track='jazz.00004')):  # Another stretch: maybe another length.
+    assert other.shape != run().shape or not np.allclose(other, run())
 
 
 def test_track_hash_is_stable_across_processes():
@@ -95,9 +108,8 @@ def test_pitch_then_stretch_equals_librosa(y):
   choice = augment.draw(params, seed=5, track='jazz.00003', copy=2)
   assert choice.pitch and not choice.noise
   assert -3 <= choice.semitones <= 3 and 0.8 <= choice.rate <= 1.2
-  expected = librosa.util.fix_length(
-      librosa.effects.time_stretch(librosa.effects.pitch_shift(y, sr=SR, n_steps=choice.semitones),
-                                   rate=choice.rate), size=len(y))
+  expected = librosa.effects.time_stretch(librosa.effects.pitch_shift(y, sr=SR, n_steps=choice.semitones),
+                                          rate=choice.rate)[:len(y)]  # Cut if longer; never padded.
   out = augment.augment_clip(y, seed=5, track='jazz.00003', copy=2, params=params)
   np.testing.assert_array_equal(out, expected)
 
@@ -148,7 +160,7 @@ def test_augmented_config_names_are_deterministic_and_registered(tmp_path):
   assert len({config.name, *others}) == 5
   builder = tfds.builder(f'gtzan_mel/{config.name}', data_dir=tmp_path)
   assert builder.builder_config is config and builder.base_config_name == 'tracks'
-  assert builder.info.metadata['augment'] == {'copies': 2, 'seed': 0, 'algorithm_version': 1,
+  assert builder.info.metadata['augment'] == {'copies': 2, 'seed': 0, 'algorithm_version': 2,
                                               **augment.AugmentParams().to_dict()}
   assert 'Validation and test are those of gtzan_mel/tracks' in config.description
   with pytest.raises(ValueError, match='Unknown gtzan_mel config'):
@@ -219,9 +231,8 @@ def test_stored_copy_is_the_augmented_clip_featurised(builds, fake_manual_dir):
   assert rate == SR
   choice = augment.draw(ALWAYS, seed=0, track=track, copy=copy)
   shifted = librosa.effects.pitch_shift(y, sr=SR, n_steps=choice.semitones)
-  expected_y = augment.add_noise(
-      librosa.util.fix_length(librosa.effects.time_stretch(shifted, rate=choice.rate), size=len(y)),
-      ALWAYS.noise_level, np.random.default_rng(choice.noise_seed))
+  expected_y = augment.add_noise(librosa.effects.time_stretch(shifted, rate=choice.rate)[:len(y)],
+                                 ALWAYS.noise_level, np.random.default_rng(choice.noise_seed))
   rows = (train['track'] == track) & (train['copy'] == copy)
   assert train['segment'][rows].tolist() == [0, 1]
   for segment, stored in zip(train['segment'][rows], train['mel'][rows]):
@@ -279,6 +290,41 @@ def test_paper_split_augments_only_training_segments(fake_manual_dir, tmp_path):
   assert keys(train['copy'] == 1) == keys(train['copy'] == 0)
 
 
+def test_a_shorter_copy_gives_fewer_segments(tmp_path):
+  """A copy stretched shorter than 28 s yields only its whole segments of audio; a slower one all 14."""
+  track = 'rock.00011'
+  rates = [augment.draw(ALWAYS, seed=0, track=track, copy=copy).rate for copy in (1, 2)]
+  assert rates[0] > 1.08 > 1 > rates[1]  # Copy 1: 28 s / 1.098 = 25.5 s, 12 whole segments.
+  path = tmp_path / f'{track}.wav'
+  sf.write(path, synthetic.generate_clip(9, 11), SR, subtype='PCM_16')  # 30 s, as in GTZAN.
+  clip = sources.AudioFileClip(track, 9, str(path), path.name)
+  [copies] = featurize.featurize_augmented([clip], copies=2, seed=0, params=ALWAYS, workers=1)
+  assert [(f.copy, len(f.mel)) for f in copies] == [(1, 12), (2, audio.MAX_SEGMENTS)]
+  y = clip.waveform()
+  for f in copies:
+    stretched = augment.augment_clip(y, seed=0, track=track, copy=f.copy, params=ALWAYS)
+    assert len(f.mel) == len(stretched) // audio.SEGMENT_SAMPLES and f.mel.dtype == audio.MEL_DTYPE
+    # Within one float16 step: BLAS threads (one per worker there) may round the last bit apart.
+    np.testing.assert_allclose(f.mel.astype(np.float32), audio.segment_features(stretched), atol=2**-4)
+
+
+def test_paper_copies_skip_the_segments_a_shorter_copy_lacks(tmp_path, monkeypatch):
+  """`paper` keeps a copy's segment i where the clip's segment i is in train, if the copy has one."""
+  config = gtzan_mel_dataset_builder.augmented_config('paper', copies=1)
+  builder = tfds.builder(f'gtzan_mel/{config.name}', data_dir=tmp_path)
+  clips = [sources.SyntheticClip(synthetic.track_name(0, i), 0, i) for i in (0, 1)]
+  mel = lambda n: np.arange(n, dtype=audio.MEL_DTYPE)[:, None, None] * np.ones(  # Segment i holds i.
+      (1, audio.N_MELS, audio.FRAMES), audio.MEL_DTYPE)
+  train = [(clips[0], i, mel(14)[i], 0) for i in (0, 5, 12, 13)] + [(clips[1], 13, mel(14)[13], 0)]
+  lengths = {clips[0].track: 12, clips[1].track: 14}  # Copy 1 of clip 0 is 24-26 s long.
+  monkeypatch.setattr(featurize, 'featurize_augmented', lambda clips, copies, seed, params: [
+      [featurize.AugmentedFeatures(clip, 1, mel(lengths[clip.track]))] for clip in clips])
+  examples = builder._augmented_examples(train)  # pylint: disable=protected-access
+  assert [(clip.track, segment, copy) for clip, segment, _, copy in examples] == [
+      (clips[0].track, 0, 1), (clips[0].track, 5, 1), (clips[1].track, 13, 1)]
+  assert [float(m[0, 0]) for _, _, m, _ in examples] == [0, 5, 13]
+
+
 def test_cli_builds_the_augmented_variant(builds, fake_manual_dir):
   name = builds['config'].name
   result = subprocess.run(
@@ -301,11 +347,11 @@ def test_replace_keeps_params_normalised():
 def test_crossval_makes_the_builders_copies(builds, fake_manual_dir, tmp_path):
   """crossval's per-fold audio copies of a track are the builder's copies of it, bit for bit."""
   from configs import paper  # pylint: disable=g-import-not-at-top
-  from gtzan_jax import crossval  # pylint: disable=g-import-not-at-top
+  from gtzan_jax import folds  # pylint: disable=g-import-not-at-top  (crossval's data)
   config = paper.get_config()
   config.dataset, config.data_dir, config.manual_dir = 'gtzan_mel/tracks', str(builds['data_dir']), str(fake_manual_dir)
   config.augment.update(audio_copies=COPIES, **ALWAYS.to_dict())
-  pooled = crossval.pooled_segments(config, cache_dir=str(tmp_path))
+  pooled = folds.pooled_segments(config, cache_dir=str(tmp_path))
   assert len(list(tmp_path.glob('audio_copies_*.npz'))) == 1  # cached for the next run
   train = builds['splits']['augmented']['train']
   assert set(np.unique(pooled['copy'])) == set(range(COPIES + 1))
@@ -314,9 +360,9 @@ def test_crossval_makes_the_builders_copies(builds, fake_manual_dir, tmp_path):
       built = train['mel'][(train['track'] == track) & (train['copy'] == copy)]
       ours = pooled['mel'][(pooled['track'] == track) & (pooled['copy'] == copy)]
       assert len(built) and np.array_equal(built, ours), (track, copy)
-  again = crossval.pooled_segments(config, cache_dir=str(tmp_path))  # from the cache
+  again = folds.pooled_segments(config, cache_dir=str(tmp_path))  # from the cache
   assert all(np.array_equal(again[k], pooled[k]) for k in pooled)
   config.augment.noise_level = 0.01  # other parameters: other copies, not the cached ones
-  other = crossval.pooled_segments(config, cache_dir=str(tmp_path))
+  other = folds.pooled_segments(config, cache_dir=str(tmp_path))
   assert len(list(tmp_path.glob('audio_copies_*.npz'))) == 2
   assert not np.array_equal(other['mel'][other['copy'] > 0], pooled['mel'][pooled['copy'] > 0])

@@ -76,6 +76,31 @@ def test_file_probabilities_are_the_softmax_of_mean_segment_log_probs(workdir, a
   np.testing.assert_allclose(prediction.probabilities, np.exp(mean) / np.exp(mean).sum(), rtol=1e-5)
 
 
+def test_a_dataset_clip_gets_the_segments_the_builder_makes(workdir, tmp_path):
+  """A 30 s GTZAN-like clip: predict's result is evaluate's track result, from the dataset's 14 segments."""
+  from gtzan_jax import evaluate
+  from tfds_gtzan import audio, synthetic
+  from tfds_gtzan.gtzan_mel import featurize, sources
+  path = tmp_path / 'jazz.00000.wav'
+  sf.write(path, synthetic.generate_clip(5, 0), audio.SAMPLE_RATE, subtype='PCM_16')  # as GTZAN's files
+  trained = evaluate.load_trained(workdir)
+  built = featurize.featurize_clip(sources.AudioFileClip('jazz.00000', 5, str(path), path.name)).mel
+  assert len(built) == audio.MAX_SEGMENTS and built.dtype == audio.MEL_DTYPE  # the first 28 s
+  log_probs = trained.log_probs(built, predict.BATCH_SIZE)
+  mean = log_probs.mean(axis=0)
+  prediction = predict.predict_file(trained, str(path))
+  assert len(prediction.segment_probabilities) == audio.MAX_SEGMENTS  # not all 15 whole segments
+  np.testing.assert_allclose(prediction.segment_probabilities, np.exp(log_probs), rtol=1e-6)
+  np.testing.assert_allclose(prediction.probabilities, np.exp(mean) / np.exp(mean).sum(), rtol=1e-6)
+  assert prediction.whole_segments == 15
+  assert predict.as_text(prediction, False).startswith(f'{path} (30.0 s, first 14 of 15 segments): ')
+  every = predict.predict_file(trained, str(path), max_segments=0)  # --max_segments=0: all 15
+  assert len(every.segment_probabilities) == 15 and predict.as_json(every, False)['segments'] == 15
+  np.testing.assert_allclose(every.segment_probabilities[:14], prediction.segment_probabilities, rtol=1e-6)
+  with pytest.raises(ValueError, match='max_segments must be >= 0'):
+    predict.predict_file(trained, str(path), max_segments=-1)
+
+
 def test_cli_classifies_the_readable_files_and_exits_non_zero(workdir, audio_files):
   wav, _, broken = audio_files
   env = {**os.environ, 'JAX_PLATFORMS': 'cpu', 'XLA_FLAGS': ''}

@@ -13,6 +13,11 @@ computed for that segment alone. The dataset stores it as float16: values lie in
 [-100, +70] dB, where float16 steps are at most 1/16 dB, so rounding costs <= 1/32 dB.
 
   mel = log_mel_from_file('song.mp3')   # [n <= 14, 128, 173] float32
+
+`segment_features` is what the dataset stores for a clip's audio (its first
+MAX_SEGMENTS whole segments, rounded to MEL_DTYPE); `segment_features_of_blocks`
+gives the same for audio decoded block by block, as predict does. The builder and
+predict both go through them, so a file's prediction uses the dataset's segments.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import librosa
 import numpy as np
@@ -155,6 +160,44 @@ def log_mel(segments: np.ndarray) -> np.ndarray:
   clipping per segment), computed by `melspec.log_mel` (see there why not librosa).
   """
   return melspec.log_mel(segments)
+
+
+def segment_features(y: np.ndarray, max_segments: int | None = MAX_SEGMENTS) -> np.ndarray:
+  """The dataset's features of mono audio `y`: [n, N_MELS, FRAMES] in MEL_DTYPE.
+
+  The log-mels of its first `max_segments` whole 2 s segments (None: all of them), rounded
+  to the storage dtype: what the builder stores for a clip (and for an augmented copy), and,
+  with the same cap, what predict classifies of a file.
+  """
+  if y.ndim != 1:
+    raise ValueError(f'segment_features() expects mono audio of shape [samples], got {y.shape}.')
+  whole = len(y) // SEGMENT_SAMPLES
+  return log_mel(segment(y, whole if max_segments is None else max_segments)).astype(MEL_DTYPE)
+
+
+def segment_features_of_blocks(blocks: Iterable[np.ndarray], max_segments: int | None = MAX_SEGMENTS
+                               ) -> Iterator[np.ndarray]:
+  """`segment_features` of audio that arrives in consecutive blocks, one array per block.
+
+  Concatenated, the arrays equal `segment_features(np.concatenate(blocks), max_segments)`:
+  segments are cut from the start of the whole, across block boundaries, while memory holds
+  about one block. Once `max_segments` are out, no further block is read (None: every block,
+  and every whole segment of the audio). A block that completes no segment yields nothing.
+  """
+  left = max_segments
+  if left is not None and left <= 0:
+    return
+  rest = np.zeros(0, np.float32)
+  for block in blocks:
+    y = np.concatenate([rest, np.asarray(block, np.float32)])
+    whole = len(y) // SEGMENT_SAMPLES if left is None else min(len(y) // SEGMENT_SAMPLES, left)
+    if whole:
+      yield segment_features(y[:whole * SEGMENT_SAMPLES], whole)
+      if left is not None:
+        left -= whole
+        if not left:
+          return
+    rest = y[whole * SEGMENT_SAMPLES:]
 
 
 def log_mel_from_file(path: str | os.PathLike[str], max_segments: int = MAX_SEGMENTS) -> np.ndarray:

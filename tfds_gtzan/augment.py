@@ -5,16 +5,21 @@ A copy of a clip gets, independently,
     uniformly from [-pitch_semitones, +pitch_semitones] semitones
     (`librosa.effects.pitch_shift`), then a stretch by a rate drawn uniformly from
     [1 - stretch_range, 1 + stretch_range] (`librosa.effects.time_stretch`), then
-    cut or zero-padded at the end back to the clip's length. The samples are
-    librosa's; `phase_vocoder` computes its phase vocoder without its per-frame
-    Python loop, which held the GIL: the same output, bit for bit, and the
-    builder's threads no longer wait on each other (BENCHMARKS.md);
+    cut at the end to the clip's length if it came out longer. One that came out
+    shorter (rate > 1) is kept as it is, not padded, so that every segment of a
+    copy is stretched audio: it has fewer whole 2 s segments than the clip (a
+    rate of 1.1 makes the 28 s the builder decodes into 25.5 s: 12 segments, not
+    14). Zero-padding, as before ALGORITHM_VERSION 2, made the last ones silence
+    (or pure noise) carrying a genre label. The samples are librosa's;
+    `phase_vocoder` computes its phase vocoder without its per-frame Python
+    loop, which held the GIL: the same output, bit for bit, and the builder's
+    threads no longer wait on each other (BENCHMARKS.md);
   - additive Gaussian noise with probability `noise_prob`, of standard deviation
     `noise_level` x the clip's peak |amplitude| (after any pitch/stretch).
-A copy may therefore also come out unchanged (probability
-(1 - noise_prob) * (1 - pitch_prob)). Everything random is drawn from
-`numpy.random.default_rng` seeded by (seed, a SHA-256 of the track name, copy
-index), in a fixed order, so a copy does not depend on the other clips, on
+A copy is never longer than its clip, and may also come out unchanged
+(probability (1 - noise_prob) * (1 - pitch_prob)). Everything random is drawn
+from `numpy.random.default_rng` seeded by (seed, a SHA-256 of the track name,
+copy index), in a fixed order, so a copy does not depend on the other clips, on
 thread scheduling or on Python's per-process string hashing.
 
   y_aug = augment_clip(y, seed=0, track='blues.00000', copy=1, params=AugmentParams())
@@ -36,7 +41,10 @@ from tfds_gtzan import audio
 
 # Bump when the augmentation changes what it computes for the same parameters:
 # it is part of the augmented configs' name hash, so old builds are not reused.
-ALGORITHM_VERSION = 1
+#   1: a stretched clip is cut or zero-padded back to the clip's length.
+#   2: a stretched clip shorter than the clip is no longer zero-padded (the copy has
+#      fewer segments, none of them padding); a longer one is still cut.
+ALGORITHM_VERSION = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,19 +152,22 @@ def pitch_shift(y: np.ndarray, semitones: float, sr: int = audio.SAMPLE_RATE) ->
 
 def pitch_shift_and_stretch(y: np.ndarray, semitones: float, rate: float,
                             sr: int = audio.SAMPLE_RATE) -> np.ndarray:
-  """Pitch shift by `semitones`, then time stretch by `rate`, back to len(y) (float32).
+  """Pitch shift by `semitones`, then time stretch by `rate`: min(len(y), round(len(y) / rate)) samples.
 
-  A stretched clip that came out shorter is zero-padded at the end; a longer one is cut.
-  The samples are librosa's `effects.pitch_shift` then `effects.time_stretch`, computed with
-  `phase_vocoder`.
+  A stretched clip that came out longer is cut at the end to len(y); a shorter one is
+  not padded, so that every segment cut from it is audio (float32). The samples are
+  librosa's `effects.pitch_shift` then `effects.time_stretch`, computed with `phase_vocoder`.
   """
   stretched = time_stretch(pitch_shift(y, semitones, sr), rate)
-  return librosa.util.fix_length(stretched, size=len(y)).astype(np.float32, copy=False)
+  return stretched[:len(y)].astype(np.float32, copy=False)
 
 
 def apply(y: np.ndarray, choice: Draw, params: AugmentParams,
           sr: int = audio.SAMPLE_RATE) -> np.ndarray:
-  """Applies the choices of `draw` to mono audio `y`: same length, float32."""
+  """Applies the choices of `draw` to mono audio `y`: float32, at most len(y) samples.
+
+  Shorter than `y` only where a time stretch by a rate > 1 made it so (never padded).
+  """
   y = np.asarray(y, np.float32)
   if y.ndim != 1:
     raise ValueError(f'augment expects mono audio of shape [samples], got {y.shape}.')
@@ -180,7 +191,8 @@ def describe(copies: int, seed: int, params: AugmentParams) -> str:
   return (f'{copies} augmented copies of every training clip (seed {seed}): with probability '
           f'{p.pitch_prob:g} a pitch shift uniform in +-{p.pitch_semitones:g} semitones then a '
           f'time stretch by a rate uniform in [{1 - p.stretch_range:g}, {1 + p.stretch_range:g}], '
-          f'cut/padded back to the clip length; with probability {p.noise_prob:g} Gaussian noise '
+          f'cut to the clip length if longer (a shorter copy is not padded: it has fewer '
+          f'segments, all of them audio); with probability {p.noise_prob:g} Gaussian noise '
           f'of std {p.noise_level:g} x the clip peak.')
 
 

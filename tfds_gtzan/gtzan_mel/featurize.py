@@ -42,7 +42,9 @@ class AugmentedFeatures:
   """The mel segments of one augmented copy of a clip."""
   clip: sources.Clip
   copy: int  # 1..K.
-  mel: np.ndarray  # [n, N_MELS, FRAMES] in audio.MEL_DTYPE; n as for the original clip.
+  # [n, N_MELS, FRAMES] in audio.MEL_DTYPE. n <= the clip's: a copy stretched shorter than the
+  # clip has fewer whole segments (augment.pitch_shift_and_stretch pads nothing).
+  mel: np.ndarray
 
 
 def featurize(clips: Sequence[sources.Clip], *, workers: int | None = None) -> list[ClipFeatures]:
@@ -55,12 +57,14 @@ def featurize_augmented(clips: Sequence[sources.Clip], *, copies: int, seed: int
                         ) -> list[list[AugmentedFeatures]]:
   """Copies 1..`copies` of each clip (decoded once), augmented then featurised, in parallel.
 
+  A copy's segments are its own whole 2 s segments, as for a clip: one stretched shorter
+  than the clip has fewer of them (segment i of a copy is cut where the clip's segment i is).
   Only for clips that `featurize` read: a decoding error here is raised.
   """
   def one_clip(clip: sources.Clip) -> list[AugmentedFeatures]:
     y = clip.waveform()
-    return [AugmentedFeatures(clip, copy, audio.log_mel(audio.segment(augment.augment_clip(
-        y, seed=seed, track=clip.track, copy=copy, params=params))).astype(audio.MEL_DTYPE))
+    return [AugmentedFeatures(clip, copy, audio.segment_features(augment.augment_clip(
+        y, seed=seed, track=clip.track, copy=copy, params=params)))
             for copy in range(1, copies + 1)]
 
   return _map(one_clip, clips, workers, f'Augmenting clips x{copies}')
@@ -85,5 +89,4 @@ def featurize_clip(clip: sources.Clip) -> ClipFeatures:
   seconds = len(y) / audio.SAMPLE_RATE
   if seconds < audio.SEGMENT_SECONDS:
     logging.warning('No segment in %s: only %.2f s of audio.', clip.file, seconds)
-  mel = audio.log_mel(audio.segment(y)).astype(audio.MEL_DTYPE)
-  return ClipFeatures(clip, mel, seconds=seconds)
+  return ClipFeatures(clip, audio.segment_features(y), seconds=seconds)

@@ -16,7 +16,7 @@ training split that also holds K augmented copies of every training clip
 hash of the parameters, so each variant is prepared in its own directory:
 
   config = augmented_config('tracks', copies=2, seed=0, noise_prob=0.5)  # Default parameters.
-  builder = tfds.builder(f'gtzan_mel/{config.name}', data_dir=D)  # tracks_aug2_602b4b5b
+  builder = tfds.builder(f'gtzan_mel/{config.name}', data_dir=D)  # tracks_aug2_63f3e1dc
 
 `augmented_config` registers the name in this process; `tfds.builder` and
 `tfds.data_source` then accept it like the built-in configs (once prepared, TFDS
@@ -197,7 +197,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     """The augmented copies of the training segments, sorted by (track, copy, segment).
 
     Whole clips are augmented; a copy's segment i is kept when the clip's segment i
-    is a training segment (all of them, except for the `paper` split).
+    is a training segment (all of them, except for the `paper` split) and the copy has
+    one: a copy stretched shorter than the clip has fewer segments (none is padding).
     """
     config = self.builder_config
     train_segments = collections.defaultdict(set)
@@ -210,7 +211,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         params=config.params)
     return [(f.clip, segment, f.mel[segment], f.copy)
             for clip_copies in features for f in clip_copies
-            for segment in sorted(train_segments[f.clip.track])]
+            for segment in sorted(train_segments[f.clip.track]) if segment < len(f.mel)]
 
   def _find_clips(self, dl_manager: tfds.download.DownloadManager
                   ) -> tuple[list[sources.Clip], dict[str, Any]]:
