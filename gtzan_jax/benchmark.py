@@ -1,5 +1,6 @@
 """Training and evaluation speed on random data, with the same VGG in PyTorch beside it.
 
+  python -m gtzan_jax.benchmark                      # what the trainer does here, in a few minutes
   python -m gtzan_jax.benchmark --config=configs/paper.py --out=bench.json \
       --batch_sizes=64,256 --dtype=float32,bfloat16 --steps=10
 
@@ -7,12 +8,20 @@ One process measures, for every (dtype, batch size): steady-state train
 examples/s (compilation timed apart), FLOPs per step from XLA's cost analysis
 of the lowered step and MFU where the chip's peak is known, and eval examples/s. Then, for the
 first of each: one epoch trained device-resident (`make_device_epoch_fn`) and
-streamed from the host, checking that both give the same losses; on CPU the
-PyTorch twin (`torch_peer`); peak host and device memory; optionally the
-dataset build (--build) and the paper recipe (--recipe_examples). Timers run
-interleaved and each keeps its best of --rounds, so that a shared machine's
+streamed from the host, checking that both give the same losses (--epoch); on CPU the
+PyTorch twin (`torch_peer`, --peer); the log-mel features (--mel); peak host and device
+memory; optionally the dataset build (--build) and the paper recipe (--recipe_examples).
+Timers run interleaved and each keeps its best of --rounds, so that a shared machine's
 swings of load hit all of them alike. It prints a markdown table and writes
 JSON (--out).
+
+The defaults time what the trainer does on the platform at hand (`resolve_defaults`):
+configs/default.py (the recommended recipe) at its own batch size; on an accelerator
+also the device-resident epoch and jax_mel, which the trainer and builder never use
+on CPU (`device_resident=auto` streams there: XLA:CPU runs the scanned epoch ~17x
+slower), so a CPU skips them unless --epoch or --mel asks; on CPU the PyTorch twin
+when torch (the `bench` extra) is installed, with a note when it is not. So
+`python -m gtzan_jax.benchmark` finishes in a few minutes on 2 cores.
 
 It times the trainer's own code: `train.create_train_state`, `train.train_step`
 and `DataParallel.compile_epoch` on one device. It needs no dataset and
@@ -29,13 +38,14 @@ import datetime
 import functools
 import glob
 import gzip
+import importlib.util
 import json
 import os
 import platform
 import resource
 import sys
 import time
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from absl import app
 from absl import flags
@@ -59,15 +69,35 @@ N_MELS, N_FRAMES = 128, 173
 PEAK_FLOPS = {'NVIDIA H100 80GB HBM3': {'bfloat16': 989e12, 'float32': 494e12},
               'NVIDIA H200': {'bfloat16': 989e12, 'float32': 494e12}}
 
+
+class AutoBoolParser(flags.BooleanParser):
+  """A boolean flag's values plus 'auto', parsed as None: `resolve_defaults` decides per platform."""
+
+  def parse(self, argument):
+    if argument is None or (isinstance(argument, str) and argument.lower() == 'auto'):
+      return None
+    return super().parse(argument)
+
+  def flag_type(self) -> str:
+    return 'bool or auto'
+
+
+def define_auto_bool(name: str, help_string: str, flag_values: flags.FlagValues = flags.FLAGS) -> None:
+  """A flag that defaults to 'auto' and takes --name, --noname and --name=true|false|auto."""
+  flags.DEFINE_flag(flags.Flag(AutoBoolParser(), None, name, 'auto', help_string, boolean=True),
+                    flag_values)
+
+
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file('config', 'configs/paper.py', 'Model and optimizer config.')
+config_flags.DEFINE_config_file('config', 'configs/default.py', 'Model and optimizer config.')
 flags.DEFINE_string('out', None, 'Write the results here as JSON.')
 flags.DEFINE_integer('steps', 10, 'Timed steps per measurement.')
 flags.DEFINE_integer('rounds', 3, 'Interleaved repeats of every timer; the best counts.')
-flags.DEFINE_list('batch_sizes', ['64'], 'Batch sizes (per step, on one device).')
+flags.DEFINE_list('batch_sizes', None, "Batch sizes (per step, on one device); default: the config's batch_size.")
 flags.DEFINE_list('dtype', ['float32'], 'Activation dtypes: float32, bfloat16.')
 flags.DEFINE_integer('epoch_steps', 0, 'Steps of the device-resident/streaming epoch (0: --steps).')
-flags.DEFINE_boolean('peer', True, 'On CPU, also time the PyTorch VGG (needs torch).')
+define_auto_bool('peer', 'On CPU, also time the PyTorch VGG (needs torch, the bench extra); auto: on CPU '
+                 'when torch is installed.')
 flags.DEFINE_boolean('tune_cpu', True, f'Keep the {" ".join(gtzan_jax.CPU_XLA_FLAGS)} that importing gtzan_jax '
                      'adds to XLA_FLAGS (XLA:CPU only); --notune_cpu times XLA:CPU with its defaults.')
 flags.DEFINE_integer('recipe_examples', 0, 'Time the paper recipe, device-resident, on this many examples.')
@@ -75,11 +105,12 @@ flags.DEFINE_integer('recipe_epochs', 50, 'Epochs of the paper recipe.')
 flags.DEFINE_boolean('build', False, 'Time the dataset build (needs tensorflow_datasets and librosa).')
 flags.DEFINE_string('profile_dir', None, 'Trace --steps steps of the first run with jax.profiler here and '
                     'report the ops that take the most time.')
-flags.DEFINE_boolean('epoch', True, 'Time a device-resident against a streamed epoch.')
+define_auto_bool('epoch', 'Time a device-resident against a streamed epoch; auto: on accelerators only '
+                 '(the trainer streams on CPU, where XLA runs the resident epoch ~17x slower).')
 flags.DEFINE_boolean('interleave', True, 'Interleave the timers of all batch sizes (else time each after '
                      'its compilation, saving as it goes).')
-flags.DEFINE_boolean('mel', True, 'Time the log-mel features: jax_mel on the device; melspec and librosa on '
-                     'one host thread.')
+define_auto_bool('mel', 'Time the log-mel features: jax_mel on the device; melspec and librosa on one host '
+                 'thread. auto: on accelerators only (on CPU neither trainer nor builder uses jax_mel).')
 flags.DEFINE_integer('build_clips', 1000, 'With --build and no --build_dir: synthetic 30 s clips to write '
                      'as WAV files (untimed) and build from (1000: full GTZAN size).')
 flags.DEFINE_string('build_dir', None, 'With --build: time the build from this GTZAN folder instead.')
@@ -88,6 +119,45 @@ flags.DEFINE_integer('build_copies', 0, 'With --build: also time the build of th
 
 Batch = dict[str, jax.Array]
 StepFn = Callable[[Any, Batch], tuple[Any, dict[str, jax.Array]]]
+
+
+def torch_available() -> bool:
+  """Whether torch can be imported (it is in the `bench` extra only), without importing it."""
+  return importlib.util.find_spec('torch') is not None
+
+
+def resolve_defaults(values: Mapping[str, Any], device_platform: str) -> dict[str, Any]:
+  """`values` (flag name -> value; None for 'auto' or unset) with the defaults for `device_platform` filled in.
+
+  Reads 'config', 'batch_sizes', 'epoch', 'mel' and 'peer'; the rest is passed through.
+  On an accelerator ('gpu', 'tpu') --epoch and --mel default to on; on 'cpu' to off,
+  since the trainer never keeps the epoch on the device there and never uses jax_mel.
+  --peer (the PyTorch twin, timed on CPU only) defaults to on CPU when torch is
+  installed, with a printed note when it is not. Batch sizes default to the config's.
+
+  Raises:
+    ValueError: --peer asked for on CPU without torch, or a batch size that is not an int > 0.
+  """
+  resolved = dict(values)
+  accelerator = device_platform != 'cpu'
+  for name in ('epoch', 'mel'):
+    if resolved.get(name) is None:
+      resolved[name] = accelerator
+  if resolved.get('peer') is None:
+    resolved['peer'] = not accelerator and torch_available()
+    if not accelerator and not resolved['peer']:
+      print('note: torch is not installed (pip install -e ".[bench]"), so the PyTorch VGG is not timed.',
+            flush=True)
+  elif resolved['peer'] and not accelerator and not torch_available():
+    raise ValueError('--peer times the PyTorch VGG, which needs torch: pip install -e ".[bench]", or --nopeer.')
+  batch_sizes = resolved.get('batch_sizes') or [resolved['config'].batch_size]
+  try:
+    resolved['batch_sizes'] = [int(b) for b in batch_sizes]
+  except ValueError:
+    resolved['batch_sizes'] = []
+  if not resolved['batch_sizes'] or min(resolved['batch_sizes']) < 1:
+    raise ValueError(f'--batch_sizes must be ints > 0, got {",".join(map(str, batch_sizes))}.')
+  return resolved
 
 
 def create_state(config: ml_collections.ConfigDict, model: nn.Module) -> train.TrainState:
@@ -393,11 +463,14 @@ def versions() -> dict[str, str]:
 
 
 def run(config: ml_collections.ConfigDict, *, batch_sizes: list[int], dtypes: list[str],
-        steps: int, rounds: int = 3, epoch_steps: int = 0, peer: bool = True, recipe_examples: int = 0,
+        steps: int, rounds: int = 3, epoch_steps: int = 0, peer: bool = False, recipe_examples: int = 0,
         recipe_epochs: int = 50, build_clips: int = 0, build_dir: str | None = None, build_copies: int = 0,
-        mel: bool = False, epoch: bool = True, interleave: bool = True, profile_dir: str | None = None,
+        mel: bool = False, epoch: bool = False, interleave: bool = True, profile_dir: str | None = None,
         save: Callable[[dict[str, Any]], None] = lambda results: None) -> dict[str, Any]:
-  """Every measurement of this module; returns the JSON-ready results (also passed to `save` as they grow)."""
+  """Every measurement of this module; returns the JSON-ready results (also passed to `save` as they grow).
+
+  Times only what is asked for: the command line's platform defaults are `resolve_defaults`'.
+  """
   device = jax.devices()[0]
   timers, runs, runs_fns = {}, [], {}
   for dtype in dtypes:
@@ -531,12 +604,21 @@ def main(argv):
         json.dump(results, f, indent=2)
       os.replace(FLAGS.out + '.tmp', FLAGS.out)
 
-  results = run(FLAGS.config, batch_sizes=[int(b) for b in FLAGS.batch_sizes], dtypes=FLAGS.dtype,
+  platform_name = jax.devices()[0].platform
+  try:
+    chosen = resolve_defaults({'config': FLAGS.config, 'batch_sizes': FLAGS.batch_sizes, 'epoch': FLAGS.epoch,
+                               'mel': FLAGS.mel, 'peer': FLAGS.peer}, platform_name)
+  except ValueError as e:
+    raise SystemExit(f'error: {e}') from None
+  print(f"benchmark on {platform_name}: batch sizes {','.join(map(str, chosen['batch_sizes']))}; epoch "
+        f"comparison {'on' if chosen['epoch'] else 'off'}, log-mel {'on' if chosen['mel'] else 'off'}"
+        + (f", PyTorch twin {'on' if chosen['peer'] else 'off'}" if platform_name == 'cpu' else ''), flush=True)
+  results = run(FLAGS.config, batch_sizes=chosen['batch_sizes'], dtypes=FLAGS.dtype,
                 steps=FLAGS.steps, rounds=FLAGS.rounds, epoch_steps=FLAGS.epoch_steps,
-                peer=FLAGS.peer, recipe_examples=FLAGS.recipe_examples, recipe_epochs=FLAGS.recipe_epochs,
+                peer=chosen['peer'], recipe_examples=FLAGS.recipe_examples, recipe_epochs=FLAGS.recipe_epochs,
                 build_clips=FLAGS.build_clips if FLAGS.build else 0,
                 build_dir=FLAGS.build_dir if FLAGS.build else None, build_copies=FLAGS.build_copies,
-                mel=FLAGS.mel, epoch=FLAGS.epoch,
+                mel=chosen['mel'], epoch=chosen['epoch'],
                 interleave=FLAGS.interleave, profile_dir=FLAGS.profile_dir, save=save)
   print(markdown(results), flush=True)
   save(results)

@@ -44,7 +44,8 @@ def test_benchmark_runs_end_to_end_without_dataset_libraries(tmp_path):
   out = tmp_path / 'bench.json'
   subprocess.run(
       [sys.executable, '-c', _RUN_WITHOUT_DATASET_LIBRARIES, '--config=configs/paper.py', '--config.vgg.widths=(4,)',
-       '--batch_sizes=4', '--steps=1', '--rounds=1', '--nopeer', f'--out={out}', f'--profile_dir={tmp_path / "trace"}'],
+       '--batch_sizes=4', '--steps=1', '--rounds=1', '--nopeer', '--epoch', '--mel=true', f'--out={out}',
+       f'--profile_dir={tmp_path / "trace"}'],  # --epoch, --mel: off by default on CPU
       cwd=REPO, check=True, timeout=300)
   results = json.loads(out.read_text())
   for key in ('train_examples_per_s', 'eval_examples_per_s', 'compile_s', 'platform', 'device_kind', 'cpu_model',
@@ -60,6 +61,42 @@ def test_benchmark_runs_end_to_end_without_dataset_libraries(tmp_path):
   profile = results['profile']  # the traced step's heaviest XLA ops
   assert profile and sum(p['share'] for p in profile) <= 1.0 + 1e-6
   assert any(p['name'].startswith('convolution') for p in profile), [p['name'] for p in profile]
+
+
+def test_defaults_time_what_the_trainer_does_on_the_platform(monkeypatch, capsys):
+  """On CPU: no device-resident epoch, no jax_mel, the config's batch size; on an accelerator both on."""
+  from configs import default
+  config = default.get_config()
+  auto = {'config': config, 'batch_sizes': None, 'epoch': None, 'mel': None, 'peer': None}
+  monkeypatch.setitem(sys.modules, 'torch', None)  # a fresh install: torch is in the bench extra only
+  assert not benchmark.torch_available()
+  cpu = benchmark.resolve_defaults(auto, 'cpu')
+  assert (cpu['epoch'], cpu['mel'], cpu['peer'], cpu['batch_sizes']) == (False, False, False, [config.batch_size])
+  assert 'torch is not installed' in capsys.readouterr().out
+  gpu = benchmark.resolve_defaults(auto, 'gpu')
+  assert (gpu['epoch'], gpu['mel'], gpu['peer'], gpu['batch_sizes']) == (True, True, False, [config.batch_size])
+  assert capsys.readouterr().out == ''
+  with pytest.raises(ValueError, match='needs torch'):  # asked for explicitly: one line, not an ImportError
+    benchmark.resolve_defaults({**auto, 'peer': True}, 'cpu')
+  explicit = benchmark.resolve_defaults({**auto, 'epoch': True, 'mel': True, 'batch_sizes': ['64', '256']}, 'cpu')
+  assert (explicit['epoch'], explicit['mel'], explicit['batch_sizes']) == (True, True, [64, 256])
+  assert benchmark.resolve_defaults({**auto, 'epoch': False, 'mel': False}, 'tpu')['epoch'] is False
+  with pytest.raises(ValueError, match='--batch_sizes must be ints > 0, got 0'):
+    benchmark.resolve_defaults({**auto, 'batch_sizes': ['0']}, 'cpu')
+  monkeypatch.setattr(benchmark, 'torch_available', lambda: True)
+  assert benchmark.resolve_defaults(auto, 'cpu')['peer'] is True  # the twin, where it can run
+  assert benchmark.FLAGS['config'].default_unparsed == 'configs/default.py'  # the recommended recipe
+
+
+@pytest.mark.parametrize('argv, expected', [
+    ([], None), (['--epoch'], True), (['--noepoch'], False), (['--epoch=false'], False),
+    (['--epoch=auto'], None), (['--epoch=1'], True)])
+def test_auto_bool_flags_take_auto_and_the_boolean_forms(argv, expected):
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  flag_values = flags.FlagValues()
+  benchmark.define_auto_bool('epoch', 'help', flag_values)
+  flag_values(['benchmark', *argv])
+  assert flag_values.epoch is expected
 
 
 def test_step_flops_count_the_convolutions():
