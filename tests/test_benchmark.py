@@ -48,16 +48,20 @@ def test_benchmark_runs_end_to_end_without_dataset_libraries(tmp_path):
        f'--profile_dir={tmp_path / "trace"}'],  # --epoch, --mel: off by default on CPU
       cwd=REPO, check=True, timeout=300)
   results = json.loads(out.read_text())
-  for key in ('train_examples_per_s', 'eval_examples_per_s', 'compile_s', 'platform', 'device_kind', 'cpu_model',
-              'batch_size', 'dtype', 'versions', 'date', 'peak_host_memory_mb', 'peak_device_memory_mb',
-              'peer', 'ratio_vs_peer', 'epoch', 'runs'):
-    assert key in results, key
   assert results['platform'] == 'cpu' and results['batch_size'] == 4 and results['dtype'] == 'float32'
-  assert results['train_examples_per_s'] > 0 and results['runs'][0]['step_flops'] > 0
+  run = results['runs'][0]
+  assert (results['train_examples_per_s'], results['eval_examples_per_s']) == (
+      run['train_examples_per_s'], run['eval_examples_per_s'])  # the headline figures are the first run's
+  assert results['peer'] is None and results['ratio_vs_peer'] is None  # --nopeer
+  # One 3x3 conv 1->4 and one 4->4 over 128 x 173 frames, 4 examples: the forward pass alone is
+  # 2 * 128 * 173 * 9 * (4 + 16) * 4 FLOPs; a train step adds the gradients (about twice that again).
+  forward = 2 * 128 * 173 * 9 * (4 + 16) * 4
+  assert 2 * forward <= run['step_flops'] <= 6 * forward, run['step_flops'] / forward
   assert results['epoch']['max_loss_difference'] < 1e-4
-  assert results['mel']['jax_mel_segments_per_s'] > 0  # the jnp log-mel, timed without librosa
-  assert results['mel']['melspec_one_thread_segments_per_s'] > 0  # what the builder uses: numpy + scipy
-  assert 'librosa_one_thread_segments_per_s' not in results['mel']
+  # Timed: the jnp log-mel (from the device and from the host) and the builder's numpy + scipy one;
+  # not librosa, which this process may not import.
+  assert set(results['mel']) == {'batch', 'jax_mel_segments_per_s', 'jax_mel_from_host_segments_per_s',
+                                 'melspec_one_thread_segments_per_s'}
   profile = results['profile']  # the traced step's heaviest XLA ops
   assert profile and sum(p['share'] for p in profile) <= 1.0 + 1e-6
   assert any(p['name'].startswith('convolution') for p in profile), [p['name'] for p in profile]
@@ -195,9 +199,9 @@ def test_build_timer_times_the_base_and_the_augmented_build(tmp_path):
   readable = len(fake_gtzan.GENRES) * fake_gtzan.CLIPS_PER_GENRE  # and the 1 s clip, with no segment
   assert build['clips'] == readable + 1 and build['segments'] == readable * fake_gtzan.SEGMENTS_PER_CLIP
   augmented = build['augmented']
-  assert augmented['copies'] == 2 and augmented['seconds'] > 0
-  # The training split's segments again, twice: the base segments plus two copies of each training one.
-  assert augmented['augmented_segments'] > 0 and augmented['augmented_segments'] % 2 == 0
+  assert augmented['copies'] == 2
+  # The base segments plus two copies of each training clip's (a sped-up copy may have fewer).
+  assert augmented['augmented_segments'] > 0
   assert augmented['segments'] == build['segments'] + augmented['augmented_segments']
   assert 'The same with 2 augmented copies' in benchmark.markdown({
       **{key: None for key in ('epoch', 'recipe', 'mel')}, 'date': '', 'platform': 'cpu',

@@ -71,19 +71,22 @@ def test_config_mistakes_are_one_line_errors(tmp_path, override, message):
 
 @pytest.mark.slow
 def test_a_second_run_loads_its_compiled_step_from_the_cache(synthetic_data_dir, tmp_path):
+  """config.compilation_cache_dir: the first run writes its compiled steps there, the second adds none.
+
+  A second run that compiled anything again would add entries: the cache keys are the programs'.
+  """
   cache = tmp_path / 'cache'
-  env = {'JAX_COMPILATION_CACHE_DIR': '',  # conftest's suite-wide cache would win over the config
-         'JAX_DEBUG_LOG_MODULES': 'jax._src.compiler'}  # logs each cache hit and miss
-  runs, logs = [], []
+  env = {'JAX_COMPILATION_CACHE_DIR': ''}  # conftest's suite-wide cache would win over the config
+  runs, entries = [], []
   for name in ('first', 'second'):
     result = _main(str(tmp_path / name), synthetic_data_dir, '--config.num_epochs=1',
                    f'--config.compilation_cache_dir={cache}', devices=1, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert 'First step (compilation included)' in result.stderr
     runs.append(_results(str(tmp_path / name)))
-    logs.append(result.stderr)
-  assert "CACHE MISS for 'jit_train_step'" in logs[0] and "cache hit for 'jit_train_step'" in logs[1]
-  assert any(e.startswith('jit_train_step-') for e in os.listdir(cache))
+    entries.append(sorted(os.listdir(cache)))
+  assert any(e.startswith('jit_train_step-') for e in entries[0]), entries[0]
+  assert entries[1] == entries[0]  # every program of the second run came from the cache
   assert runs[0]['test'] == runs[1]['test']
 
 

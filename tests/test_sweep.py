@@ -1,6 +1,7 @@
 """sweep: parsing --sweep, typed config values, and a batch-size sweep: outputs, reuse, divergence."""
 
 import csv
+import json
 
 import jax
 import pytest
@@ -34,7 +35,11 @@ def test_batch_size_sweep_writes_csv_md_and_curves(tiny_config, fake_datasets, t
                          datasets=fake_datasets, devices=devices)
   assert [row['batch_size'] for row in rows] == ['8', '16'] and all(row['status'] == 'done' for row in rows)
   for row in rows:
-    assert 0 <= row['test_accuracy'] <= 1 and row['examples_per_s'] > 0 and row['epochs'] == 2
+    with open(tmp_path / row['run'] / 'results.json') as f:
+      results = json.load(f)
+    assert row['test_accuracy'] == results['test']['accuracy'] and row['epochs'] == 2
+    assert row['test_track_accuracy'] == results['test']['track_accuracy']
+    assert row['examples_per_s'] == results['train_examples_per_s']
     assert row['best_epoch'] in (1, 2) and row['best_validation_accuracy'] >= row['validation_accuracy']
   assert (tmp_path / 'batch_size=8' / 'results.json').exists()
 

@@ -89,9 +89,9 @@ def test_resume_equals_uninterrupted_training(tiny_config, fake_datasets, tmp_pa
   assert again['steps_trained_this_run'] == 0 and again['test'] == full['test']
   with open(tmp_path / 'split' / 'results.json') as f:
     saved = json.load(f)
-  for key in ('step', 'epochs', 'platform', 'device_count', 'config', 'validation', 'test'):
-    assert key in saved
-  assert set(saved['test']) >= {'accuracy', 'loss', 'num_examples'} and saved['test']['num_examples'] == 24
+  assert saved == json.loads(json.dumps(again))  # results.json is what the call returned
+  assert (saved['step'], saved['epochs'], saved['device_count']) == (8, 2.0, 1)
+  assert saved['test']['num_examples'] == 24 and saved['config'] == json.loads(json.dumps(tiny_config.to_dict()))
 
 
 def test_resume_from_mid_epoch_checkpoint(tiny_config, fake_datasets, tmp_path):
@@ -275,7 +275,11 @@ def test_run_command_turns_stops_and_bad_input_into_one_line(capsys):
 
 @pytest.mark.parametrize('dtype', ['float32', 'bfloat16'])
 def test_train_and_eval_steps_lower_for_gpus(tiny_config, dtype):
-  """CI has no GPU: this catches CPU-only code in the steps (the CPU stencil has a GPU twin) before a lease."""
+  """CI has no GPU: this catches CPU-only code in the steps (the CPU stencil has a GPU twin) before a lease.
+
+  It counts the exported program's convolution ops because that is the intent: on a GPU every
+  convolution must reach XLA as one (for cuDNN), where on CPU the first becomes a fused stencil.
+  """
   tiny_config.dtype = dtype
   tiny_config.augment.time_masks = tiny_config.augment.mixup_alpha = 1
   model = models.create_model(tiny_config)
