@@ -3,10 +3,11 @@
   python -m gtzan_jax.crossval --config=configs/default.py --workdir=runs/cv \
       --config.dataset=gtzan_mel/tracks --config.manual_dir=../shared/gtzan_mini [--folds=5]
 
-Every segment of `config.dataset` (all three splits pooled; build it first if
-needed) is regrouped by track. With `--config.augment.audio_copies=K`, K
-augmented copies of every clip in `config.manual_dir` are made as the builder
-makes them (cached in the workdir); a fold trains on the copies of its training
+Every segment of `config.dataset` (all three splits pooled; built first if
+needed) is regrouped by track. With `--config.augment.audio_copies=K`, the
+dataset builder also makes K augmented copies of every clip, the same copies a
+training split gets (built once into the data_dir as
+`gtzan_mel/<base>_aug<K>all_<hash>`); a fold trains on the copies of its training
 tracks only, and validates and tests on originals. `--arrays=FILE.npz` reads the
 pooled segments (and copies) from a file written by `scripts/export_arrays.py
 --pooled` instead, for a machine without TFDS or librosa. Tracks are dealt into
@@ -145,7 +146,7 @@ def crossvalidate(config: ml_collections.ConfigDict, workdir: str, *, folds: int
   os.makedirs(workdir, exist_ok=True)
   pooled_by_caller = data is not None
   if data is None:
-    data = arrays_io.load_pooled(arrays) if arrays else folds_lib.pooled_segments(config, cache_dir=workdir)
+    data = arrays_io.load_pooled(arrays) if arrays else folds_lib.pooled_segments(config)
   data = folds_lib.select_copies(data, int(config.augment.get('audio_copies', 0)))
   original = data['copy'] == 0 if 'copy' in data else slice(None)
   fold_of = folds_lib.assign_folds(data['track'][original], data['label'][original], folds, fold_seed)

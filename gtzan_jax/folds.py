@@ -1,6 +1,6 @@
 """Cross-validation's data: every segment of a dataset pooled, dealt into track-disjoint folds.
 
-  data = pooled_segments(config, cache_dir)            # or arrays_io.load_pooled(path)
+  data = pooled_segments(config)                       # or arrays_io.load_pooled(path)
   fold_of = assign_folds(tracks, labels, folds=5, seed=0)
   splits = fold_splits(data, fold_of, fold, validation_fraction=0.1, seed=0)
 
@@ -10,12 +10,9 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from typing import Any
 
-import jax
 import ml_collections
 import numpy as np
 
@@ -26,72 +23,16 @@ Arrays = dict[str, np.ndarray]
 KEYS = arrays_io.POOLED_KEYS
 
 
-def pooled_segments(config: ml_collections.ConfigDict, cache_dir: str | None = None) -> Arrays:
-  """Every segment of `config.dataset`'s three splits in one set of arrays (`copy` 0).
+def pooled_segments(config: ml_collections.ConfigDict) -> Arrays:
+  """Every segment of `config.dataset`'s three splits in one set of arrays.
 
-  With `config.augment.audio_copies` = K > 0, also K augmented copies of every
-  clip of `config.manual_dir` (`copy` 1..K), read from or written to
-  `<cache_dir>/audio_copies_<digest>.npz`, the digest naming the dataset and
-  every augmentation parameter.
+  With `config.augment.audio_copies` = K > 0, also K augmented copies of every clip
+  (`copy` 1..K), made by the dataset builder as for training splits (copy k of a
+  track is the same audio as in a `<base>_aug<K>` build) and kept in the data_dir as
+  `gtzan_mel/<base>_aug<K>all_<hash>`, so a rerun reads them.
   """
-  base = config.copy_and_resolve_references()
-  copies = int(base.augment.get('audio_copies', 0))
-  with base.unlocked():
-    base.augment.audio_copies = 0
-  splits = input_pipeline.load_datasets(base)
-  data = {k: np.concatenate([splits[s][k] for s in input_pipeline.SPLITS]) for k in KEYS if k != 'copy'}
-  data['copy'] = np.zeros(len(data['label']), np.int32)
-  if not copies:
-    return data
-  from tfds_gtzan import augment as audio_augment  # pylint: disable=g-import-not-at-top  (needs librosa)
-  recipe = audio_augment.metadata(copies, int(config.augment.get('seed', 0)), _augment_params(config))
-  digest = hashlib.sha256(json.dumps([config.dataset, recipe], sort_keys=True).encode()).hexdigest()[:10]
-  cache = cache_dir and os.path.join(cache_dir, f'audio_copies_{digest}.npz')
-  tracks = set(np.unique(data['track']).tolist())
-  augmented = None
-  if cache and os.path.exists(cache):
-    augmented = arrays_io.load_pooled(cache)
-    if set(np.unique(augmented['track']).tolist()) != tracks:  # another manual_dir: make them again
-      augmented = None
-  if augmented is None:
-    augmented = audio_copies(config, tracks=tracks)
-    if cache and jax.process_index() == 0:
-      arrays_io.save_pooled(cache, augmented)
-  return {k: np.concatenate([data[k], augmented[k]]) for k in KEYS}
-
-
-def audio_copies(config: ml_collections.ConfigDict, tracks: set[str]) -> Arrays:
-  """`config.augment.audio_copies` augmented copies of the clips of `tracks`, as the builder makes them.
-
-  Uses the builder's own augmentation (`featurize_augmented`, parameters and seed
-  from `config.augment`), so copy k of a track is the same audio in a fold's
-  training set as in the built `<base>_aug<K>` dataset.
-  """
-  # Imported here: only this path needs librosa.
-  from tfds_gtzan.gtzan_mel import featurize, sources  # pylint: disable=g-import-not-at-top
-  if not config.manual_dir:
-    raise ValueError('config.augment.audio_copies needs config.manual_dir (the GTZAN audio).')
-  params = _augment_params(config)
-  clips = [c for c in sources.find_clips(config.manual_dir).clips if c.track in tracks]
-  missing = tracks - {c.track for c in clips}
-  if missing:
-    raise ValueError(f'manual_dir {config.manual_dir} lacks {len(missing)} tracks of {config.dataset}, '
-                     f'e.g. {sorted(missing)[0]}.')
-  features = featurize.featurize_augmented(clips, copies=int(config.augment.audio_copies),
-                                           seed=int(config.augment.get('seed', 0)), params=params)
-  rows = [(f.clip, f.copy, i, f.mel[i]) for clip_copies in features for f in clip_copies
-          for i in range(len(f.mel))]
-  return {'mel': np.stack([mel for _, _, _, mel in rows]),
-          'label': np.array([clip.label for clip, _, _, _ in rows], np.int32),
-          'track': np.array([clip.track for clip, _, _, _ in rows]),
-          'copy': np.array([copy for _, copy, _, _ in rows], np.int32)}
-
-
-def _augment_params(config: ml_collections.ConfigDict):
-  """The builder's `AugmentParams` from `config.augment`."""
-  from tfds_gtzan import augment as audio_augment  # pylint: disable=g-import-not-at-top  (needs librosa)
-  fields = audio_augment.AugmentParams.__dataclass_fields__
-  return audio_augment.AugmentParams(**{f: config.augment[f] for f in fields if f in config.augment})
+  splits, _ = input_pipeline.load_datasets_with_source(config, augment_splits=input_pipeline.SPLITS)
+  return {k: np.concatenate([splits[s][k] for s in input_pipeline.SPLITS]) for k in KEYS}
 
 
 def select_copies(data: Arrays, copies: int) -> Arrays:

@@ -22,14 +22,15 @@ SPLITS = ('train', 'validation', 'test')
 Arrays = dict[str, np.ndarray]
 
 
-def dataset_name(config: ml_collections.ConfigDict) -> str:
+def dataset_name(config: ml_collections.ConfigDict, augment_splits: Sequence[str] = ('train',)) -> str:
   """The TFDS name to read: `config.dataset`, or its augmented variant.
 
   With `config.augment.audio_copies` = K > 0, the `gtzan_mel` config of
   `config.dataset` plus K augmented copies of every training clip, with the
   parameters of `config.augment` (and `config.augment.seed`, default 0), e.g.
   'gtzan_mel/tracks_aug2_63f3e1dc'; registered with TFDS in this process.
-  Validation and test are those of `config.dataset`.
+  Validation and test are those of `config.dataset`, unless `augment_splits`
+  names them too (cross-validation pools every split, copies included).
   """
   augment = config.get('augment')
   copies = augment.get('audio_copies', 0) if augment is not None else 0
@@ -46,7 +47,7 @@ def dataset_name(config: ml_collections.ConfigDict) -> str:
             if field in augment}
   try:
     aug_config = gtzan_mel_dataset_builder.augmented_config(
-        base, copies=copies, seed=augment.get('seed', 0), **params)
+        base, copies=copies, seed=augment.get('seed', 0), splits=augment_splits, **params)
   except (TypeError, ValueError) as e:
     raise ValueError(f'config.augment: {e}') from None
   return f'gtzan_mel/{aug_config.name}'
@@ -57,14 +58,15 @@ def load_datasets(config: ml_collections.ConfigDict) -> dict[str, Arrays]:
   return load_datasets_with_source(config)[0]
 
 
-def load_datasets_with_source(config: ml_collections.ConfigDict) -> tuple[dict[str, Arrays], dict[str, Any]]:
+def load_datasets_with_source(config: ml_collections.ConfigDict, augment_splits: Sequence[str] = ('train',)
+                              ) -> tuple[dict[str, Arrays], dict[str, Any]]:
   """`load_datasets`, and the record of where the data came from that checkpoints keep.
 
   The record: {'kind': 'tfds', 'name': the TFDS name read, 'version': its version,
   'class_names': the label names}; `evaluation.load_data` reads the same data from it
   or refuses.
   """
-  name = dataset_name(config)
+  name = dataset_name(config, augment_splits)
   data_dir = config.data_dir or None
   builder = gtzan_data.get_builder(name, data_dir, config.manual_dir or None)
   label = builder.info.features['label']

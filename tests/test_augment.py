@@ -161,7 +161,7 @@ def test_augmented_config_names_are_deterministic_and_registered(tmp_path):
   builder = tfds.builder(f'gtzan_mel/{config.name}', data_dir=tmp_path)
   assert builder.builder_config is config and builder.base_config_name == 'tracks'
   assert builder.info.metadata['augment'] == {'copies': 2, 'seed': 0, 'algorithm_version': 2,
-                                              **augment.AugmentParams().to_dict()}
+                                              **augment.AugmentParams().to_dict(), 'splits': ['train']}
   assert 'Validation and test are those of gtzan_mel/tracks' in config.description
   with pytest.raises(ValueError, match='Unknown gtzan_mel config'):
     gtzan_mel_dataset_builder.augmented_config('nope', copies=1)
@@ -351,8 +351,9 @@ def test_crossval_makes_the_builders_copies(builds, fake_manual_dir, tmp_path):
   config = paper.get_config()
   config.dataset, config.data_dir, config.manual_dir = 'gtzan_mel/tracks', str(builds['data_dir']), str(fake_manual_dir)
   config.augment.update(audio_copies=COPIES, **ALWAYS.to_dict())
-  pooled = folds.pooled_segments(config, cache_dir=str(tmp_path))
-  assert len(list(tmp_path.glob('audio_copies_*.npz'))) == 1  # cached for the next run
+  pooled = folds.pooled_segments(config)  # built by the builder: every split's clips get copies
+  all_splits = input_pipeline.dataset_name(config, augment_splits=input_pipeline.SPLITS)
+  assert data.get_builder(all_splits, config.data_dir, prepare=False).is_prepared()  # kept for the next run
   train = builds['splits']['augmented']['train']
   assert set(np.unique(pooled['copy'])) == set(range(COPIES + 1))
   for track in np.unique(train['track']):
@@ -360,9 +361,11 @@ def test_crossval_makes_the_builders_copies(builds, fake_manual_dir, tmp_path):
       built = train['mel'][(train['track'] == track) & (train['copy'] == copy)]
       ours = pooled['mel'][(pooled['track'] == track) & (pooled['copy'] == copy)]
       assert len(built) and np.array_equal(built, ours), (track, copy)
-  again = folds.pooled_segments(config, cache_dir=str(tmp_path))  # from the cache
+  validation_tracks = np.unique(builds['splits']['augmented']['validation']['track'])
+  assert all(np.any((pooled['track'] == t) & (pooled['copy'] == COPIES)) for t in validation_tracks)
+  again = folds.pooled_segments(config)  # read back, not made again
   assert all(np.array_equal(again[k], pooled[k]) for k in pooled)
-  config.augment.noise_level = 0.01  # other parameters: other copies, not the cached ones
-  other = folds.pooled_segments(config, cache_dir=str(tmp_path))
-  assert len(list(tmp_path.glob('audio_copies_*.npz'))) == 2
+  config.augment.noise_level = 0.01  # other parameters: other copies, in a dataset of their own
+  other = folds.pooled_segments(config)
+  assert input_pipeline.dataset_name(config, augment_splits=input_pipeline.SPLITS) != all_splits
   assert not np.array_equal(other['mel'][other['copy'] > 0], pooled['mel'][pooled['copy'] > 0])

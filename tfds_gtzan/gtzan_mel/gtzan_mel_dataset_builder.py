@@ -71,7 +71,7 @@ Example = tuple[sources.Clip, int, np.ndarray, int]  # (clip, segment index, mel
 
 @dataclasses.dataclass(eq=False)
 class AugmentedConfig(tfds.core.BuilderConfig):
-  """A base config whose training split also holds `copies` augmented copies of each clip.
+  """A base config whose training split (or `splits`) also holds `copies` augmented copies of each clip.
 
   Create with `augmented_config`, which names and registers it.
   """
@@ -79,6 +79,7 @@ class AugmentedConfig(tfds.core.BuilderConfig):
   copies: int = 0
   seed: int = 0
   params: augment.AugmentParams = augment.AugmentParams()
+  splits: tuple[str, ...] = ('train',)
 
 
 class Builder(tfds.core.GeneratorBasedBuilder):
@@ -147,7 +148,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     config = self.builder_config
     metadata = dict(audio.FEATURE_PARAMS)
     if isinstance(config, AugmentedConfig):
-      metadata['augment'] = augment.metadata(config.copies, config.seed, config.params)
+      metadata['augment'] = augment.metadata(config.copies, config.seed, config.params) | {
+          'splits': list(config.splits)}
     return self.dataset_info_from_configs(
         features=tfds.features.FeaturesDict({
             'mel': tfds.features.Tensor(
@@ -175,7 +177,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     results = featurize.featurize(clips)
     examples = self._assign_splits([r for r in results if r.mel is not None and len(r.mel)])
     if isinstance(self.builder_config, AugmentedConfig):
-      examples['train'] += self._augmented_examples(examples['train'])
+      for split in self.builder_config.splits:
+        examples[split] += self._augmented_examples(examples[split])
     summary = _summarize(summary, results, examples)
     self.info.metadata['summary'] = summary
     logging.info('gtzan_mel/%s: %s', self.builder_config.name, summary)
@@ -265,9 +268,13 @@ _AUGMENTED_CONFIGS: dict[str, AugmentedConfig] = {}
 
 
 def augmented_config(base: str, *, copies: int, seed: int = 0,
-                     params: augment.AugmentParams | None = None,
+                     params: augment.AugmentParams | None = None, splits: Sequence[str] = ('train',),
                      **param_overrides: float) -> AugmentedConfig:
   """The config `base` plus `copies` augmented copies of every training clip, registered.
+
+  With `splits` = all three (what cross-validation pools), the clips of every split get
+  their copies, the same ones a train-only build makes for its training clips; such a
+  config is named '<base>_aug<K>all_<hash>'.
 
   Args:
     base: a built-in config name ('synthetic', 'fault_filtered', 'tracks', 'paper'),
@@ -291,17 +298,28 @@ def augmented_config(base: str, *, copies: int, seed: int = 0,
     raise ValueError(f'copies must be an int >= 1, got {copies!r}.')
   if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
     raise ValueError(f'seed must be an int >= 0, got {seed!r}.')
+  splits = tuple(s for s in ('train', 'validation', 'test') if s in splits)
+  if not splits or 'train' not in splits:
+    raise ValueError(f'splits must include train (of train, validation, test), got {splits!r}.')
   params = dataclasses.replace(params or augment.AugmentParams(), **param_overrides)
   record = augment.metadata(copies, seed, params) | {'base': base}
+  if splits != ('train',):  # train-only names stay those of the configs built before `splits`
+    record['splits'] = list(splits)
   digest = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:8]
-  name = f'{base}_aug{copies}_{digest}'
+  name = f'{base}_aug{copies}{"all" if len(splits) == 3 else "".join(s[0] for s in splits)}_{digest}'
+  if splits == ('train',):
+    name = f'{base}_aug{copies}_{digest}'
   if name not in _AUGMENTED_CONFIGS:
     base_description = built_in[base].description
+    what = augment.describe(copies, seed, params)
+    where = ('Its training split also holds' if splits == ('train',)
+             else f'Its {", ".join(splits)} splits also hold')
+    what = what if splits == ('train',) else what.replace('every training clip', 'every clip')
+    same = 'Validation and test are those' if splits == ('train',) else 'The clips and split assignment are those'
     _AUGMENTED_CONFIGS[name] = AugmentedConfig(
-        name=name, base=base, copies=copies, seed=seed, params=params,
-        description=(f'gtzan_mel/{base} ({base_description}) Its training split also holds '
-                     f'{augment.describe(copies, seed, params)} Validation and test are those '
-                     f'of gtzan_mel/{base}. Parameters: {json.dumps(record, sort_keys=True)}.'))
+        name=name, base=base, copies=copies, seed=seed, params=params, splits=splits,
+        description=(f'gtzan_mel/{base} ({base_description}) {where} '
+                     f'{what} {same} of gtzan_mel/{base}. Parameters: {json.dumps(record, sort_keys=True)}.'))
   return _AUGMENTED_CONFIGS[name]
 
 
@@ -327,5 +345,6 @@ def _summarize(search: dict[str, Any], results: Sequence[featurize.ClipFeatures]
       'listed_missing': search['listed_missing'],
       'unlisted_clips': search['unlisted_clips'],
       'segments': {split: len(split_examples) for split, split_examples in examples.items()},
-      'augmented_segments': sum(copy > 0 for _, _, _, copy in examples['train']),
+      'augmented_segments': sum(copy > 0 for split_examples in examples.values()
+                                for _, _, _, copy in split_examples),
   }
