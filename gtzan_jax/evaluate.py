@@ -44,11 +44,6 @@ Trained = evaluation.Trained
 load_trained = evaluation.load_trained
 
 
-def evaluate_split(trained: Trained, data: dict[str, np.ndarray]) -> dict[str, Any]:
-  """Segment- and track-level metrics (see `report.classification_metrics`) of one split."""
-  return trained.evaluate(data)
-
-
 def save_clip_figure(path: str, audio_path: str | None = None) -> None:
   """Waveform and log-mel segments of the first 28 s of `audio_path` (None: a synthetic clip)."""
   from tfds_gtzan import audio, synthetic  # pylint: disable=g-import-not-at-top  (librosa)
@@ -99,7 +94,7 @@ def evaluate_workdir(workdir: str, split: str = 'test', checkpoint: str = 'lates
     datasets = evaluation.load_data(trained, workdir)
   result = {'workdir': workdir, 'split': split, 'dataset': trained.config.dataset,
             'model': trained.config.model, 'checkpoint': checkpoint, 'step': trained.step,
-            'epoch': trained.epoch, **evaluate_split(trained, datasets[split])}
+            'epoch': trained.epoch, **trained.evaluate(datasets[split])}
   stem = report_stem(workdir, split, checkpoint)
   report.write_json(f'{stem}.json', result)
   report.write_text(f'{stem}.md', _markdown(result, stem))

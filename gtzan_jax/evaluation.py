@@ -15,7 +15,6 @@ trainer into every checkpoint): `load_data` reads exactly that data or refuses.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
 from typing import Any
 

@@ -48,7 +48,8 @@ def main() -> None:
   datasets = {split: data.read_split(args.dataset, split, args.data_dir)
               for split in ('train', 'validation', 'test')}
   arrays_io.save_splits(args.out, datasets)
-  print(f'{args.out}: {", ".join(f"{split} {len(d["label"])} segments" for split, d in datasets.items())}')
+  counts = ', '.join(f'{split} {len(d["label"])} segments' for split, d in datasets.items())
+  print(f'{args.out}: {counts}')
 
 
 if __name__ == '__main__':
