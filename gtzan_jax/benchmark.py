@@ -61,6 +61,7 @@ import optax
 
 import gtzan_jax
 from gtzan_jax import models
+from gtzan_jax import tables
 from gtzan_jax import train
 from gtzan_jax.parallel import DataParallel
 
@@ -550,19 +551,17 @@ def _memory(results: dict[str, Any], device: jax.Device) -> None:
 def markdown(results: dict[str, Any]) -> str:
   """The results as markdown tables."""
   lines = [f"{results['device_kind']} ({results['platform']}), {results['date']}, load average "
-           f"{results['load_average'][0]:.1f} on {results['cpu_count']} CPUs ({results.get('cpu_model')})", '',
-           '| dtype | batch | train ex/s | eval ex/s | compile s | GFLOP/step | MFU | vs PyTorch |',
-           '|---|---|---|---|---|---|---|---|']
-  for r in results['runs']:
-    mfu = f"{100 * r['mfu']:.1f}%" if r['mfu'] is not None else '-'
-    gflop = f"{r['step_flops'] / 1e9:.1f}" if r['step_flops'] else '-'
-    ratio = f"{r['ratio_vs_peer']:.2f}x" if 'ratio_vs_peer' in r else '-'
-    lines.append(f"| {r['dtype']} | {r['batch_size']} | {r['train_examples_per_s']:.1f} | "
-                 f"{r['eval_examples_per_s']:.1f} | {r['compile_s']:.1f} | {gflop} | {mfu} | {ratio} |")
+           f"{results['load_average'][0]:.1f} on {results['cpu_count']} CPUs ({results.get('cpu_model')})", '']
+  rows = [[r['dtype'], r['batch_size'], f"{r['train_examples_per_s']:.1f}", f"{r['eval_examples_per_s']:.1f}",
+           f"{r['compile_s']:.1f}", f"{r['step_flops'] / 1e9:.1f}" if r['step_flops'] else '-',
+           f"{100 * r['mfu']:.1f}%" if r['mfu'] is not None else '-',
+           f"{r['ratio_vs_peer']:.2f}x" if 'ratio_vs_peer' in r else '-'] for r in results['runs']]
   if results['peer']:
     p = results['peer']
-    lines.append(f"| float32, PyTorch ({p['framework']}, {p['threads']} threads) | {p['batch_size']} | "
-                 f"{p['train_examples_per_s']:.1f} | - | - | - | - | 1.00x |")
+    rows.append([f"float32, PyTorch ({p['framework']}, {p['threads']} threads)", p['batch_size'],
+                 f"{p['train_examples_per_s']:.1f}", '-', '-', '-', '-', '1.00x'])
+  lines.append(tables.markdown_table(
+      ['dtype', 'batch', 'train ex/s', 'eval ex/s', 'compile s', 'GFLOP/step', 'MFU', 'vs PyTorch'], rows).rstrip())
   e = results['epoch']
   lines += [''] if e is None else ['', f"Epoch of {e['examples']} examples at batch {e['batch_size']}: device-resident "
             f"{e['device_resident_examples_per_s']:.1f} ex/s, streaming {e['streaming_examples_per_s']:.1f} ex/s, "

@@ -50,6 +50,7 @@ from gtzan_jax import cli
 from gtzan_jax import evaluation
 from gtzan_jax import folds as folds_lib
 from gtzan_jax import report
+from gtzan_jax import tables
 from gtzan_jax import train
 
 FLAGS = flags.FLAGS
@@ -66,8 +67,8 @@ def summarize(per_fold: list[dict[str, Any]]) -> dict[str, Any]:
     for level in ('segment', 'track'):
       results = [f[kind][level] for f in per_fold]
       summary[kind][level] = {
-          'accuracy': report.mean_std([r['accuracy'] for r in results]),
-          'macro_f1': report.mean_std([r['macro_f1'] for r in results]),
+          'accuracy': tables.mean_std([r['accuracy'] for r in results]),
+          'macro_f1': tables.mean_std([r['macro_f1'] for r in results]),
           'confusion': np.sum([r['confusion'] for r in results], axis=0).tolist(),
       }
   return summary
@@ -114,16 +115,16 @@ def _markdown(summary: dict[str, Any], per_fold: list[dict[str, Any]], config: m
            f'{num_tracks} tracks, stratified and track-disjoint folds; {config.num_epochs} epochs per fold'
            f"{'; %d augmented copies of each training clip' % copies if copies else ''}. "
            'Mean ± std (over folds) of test accuracy.', '']
-  rows = [[kind, report.percent_mean_std(summary[kind]['segment']['accuracy']),
-           report.percent_mean_std(summary[kind]['track']['accuracy']),
+  rows = [[kind, tables.percent_mean_std(summary[kind]['segment']['accuracy']),
+           tables.percent_mean_std(summary[kind]['track']['accuracy']),
            f"{100 * summary[kind]['track']['macro_f1']['mean']:.1f}"] for kind in CHECKPOINTS]
-  lines.append(report.markdown_table(['checkpoint', 'segment accuracy %', 'track accuracy %', 'track macro F1 %'],
+  lines.append(tables.markdown_table(['checkpoint', 'segment accuracy %', 'track accuracy %', 'track macro F1 %'],
                                      rows))
   fold_rows = [[i, f['tracks']['train'], f['tracks']['validation'], f['tracks']['test'],
                 100 * f['last']['segment']['accuracy'], 100 * f['last']['track']['accuracy'],
                 100 * f['best']['segment']['accuracy'], 100 * f['best']['track']['accuracy'], f['best']['step']]
                for i, f in enumerate(per_fold)]
-  lines.append(report.markdown_table(
+  lines.append(tables.markdown_table(
       ['fold', 'train tracks', 'val tracks', 'test tracks', 'last seg %', 'last track %', 'best seg %',
        'best track %', 'best step'], fold_rows))
   return '\n'.join(lines)
@@ -195,8 +196,8 @@ def main(argv: Sequence[str]) -> None:
     return  # stopped by a signal; the finished folds are kept
   for kind in CHECKPOINTS:
     s = result['summary'][kind]
-    print(f"{kind} checkpoint: segment accuracy {report.percent_mean_std(s['segment']['accuracy'])} %, "
-          f"track accuracy {report.percent_mean_std(s['track']['accuracy'])} % over {result['folds']} folds")
+    print(f"{kind} checkpoint: segment accuracy {tables.percent_mean_std(s['segment']['accuracy'])} %, "
+          f"track accuracy {tables.percent_mean_std(s['track']['accuracy'])} % over {result['folds']} folds")
   print(f'Report: {FLAGS.workdir}/crossval.md, crossval.json, crossval_confusion_*.png', flush=True)
 
 

@@ -35,6 +35,7 @@ from gtzan_jax import cli
 from gtzan_jax import evaluation
 from gtzan_jax import input_pipeline
 from gtzan_jax import report
+from gtzan_jax import tables
 
 FLAGS = flags.FLAGS
 CLIP_FIGURE = 'clip_figure.png'
@@ -69,13 +70,13 @@ def _markdown(result: dict[str, Any], stem: str) -> str:
            f'Workdir `{result["workdir"]}`, model `{result["model"]}`, {result["checkpoint"]} checkpoint '
            f'(step {result["step"]}, epoch {result["epoch"]:.2f}). A track is classified by the mean of '
            'its segments\' log-probabilities.\n',
-           report.markdown_table(['level', 'examples', 'accuracy', 'macro F1', 'loss'], [
+           tables.markdown_table(['level', 'examples', 'accuracy', 'macro F1', 'loss'], [
                [level, result[level]['count'], result[level]['accuracy'], result[level]['macro_f1'],
                 result[level].get('loss')] for level in levels])]
   for level in levels:
     per_class = result[level]['per_class']
     lines += [f'## Per genre, {level} level\n',
-              report.markdown_table(['genre', 'precision', 'recall', 'F1', 'support'], [
+              tables.markdown_table(['genre', 'precision', 'recall', 'F1', 'support'], [
                   [genre, m['precision'], m['recall'], m['f1'], m['support']] for genre, m in per_class.items()]),
               f'![{level} confusion matrices]({os.path.basename(stem)}_confusion_{level}.png)\n']
   return '\n'.join(lines)

@@ -92,28 +92,6 @@ def _save_figure(fig: Figure, path: str) -> None:
   os.replace(tmp, path)
 
 
-def mean_std(values: Sequence[float]) -> dict[str, float]:
-  """{'mean', 'std'} of `values` (population std, as over cross-validation folds)."""
-  return {'mean': float(np.mean(values)), 'std': float(np.std(values))}
-
-
-def percent_mean_std(stats: Mapping[str, float]) -> str:
-  """'83.0 ± 5.1' from a `mean_std` of fractions."""
-  return f"{100 * stats['mean']:.1f} ± {100 * stats['std']:.1f}"
-
-
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-  """A GitHub-flavoured markdown table; floats with 4 significant digits, None as an empty cell."""
-  def cell(value: Any) -> str:
-    if value is None:
-      return ''
-    return f'{value:.4g}' if isinstance(value, float) else str(value)
-
-  lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
-  lines += ['| ' + ' | '.join(cell(v) for v in row) + ' |' for row in rows]
-  return '\n'.join(lines) + '\n'
-
-
 def plot_confusion(confusion: Sequence[Sequence[int]], title: str, path: str,
                    class_names: Sequence[str] = GENRES) -> None:
   """Counts and row-normalised (recall) confusion matrices side by side, as a PNG."""

@@ -38,6 +38,7 @@ from gtzan_jax import cli
 from gtzan_jax import input_pipeline
 from gtzan_jax import metric_writers
 from gtzan_jax import report
+from gtzan_jax import tables
 from gtzan_jax import train
 
 FLAGS = flags.FLAGS
@@ -162,7 +163,7 @@ def _write_outputs(workdir: str, key: str, rows: list[dict[str, Any]], curves: d
     best = max(done, key=lambda row: row['validation_accuracy'])
     text += (f'Best final validation accuracy: {key}={best[key]} ({best["validation_accuracy"]:.4f}; '
              f'test {best["test_accuracy"]:.4f}, tracks {best["test_track_accuracy"]:.4f}).\n\n')
-  text += report.markdown_table(list(rows[0]), [list(row.values()) for row in rows])
+  text += tables.markdown_table(list(rows[0]), [list(row.values()) for row in rows])
   text += '\n![validation accuracy and loss per epoch](sweep.png)\n'
   report.write_text(os.path.join(workdir, 'sweep.md'), text)
   report.plot_curves(curves, f'sweep over {key}', os.path.join(workdir, 'sweep.png'))
@@ -173,7 +174,7 @@ def main(argv: Sequence[str]) -> None:
   rows = cli.run_command(lambda: run_sweep(FLAGS.config, FLAGS.workdir, *parse_sweep(FLAGS.sweep)), FLAGS.config)
   if rows is None:
     return  # stopped by a signal; the finished runs are kept
-  print(report.markdown_table(list(rows[0]), [list(row.values()) for row in rows]))
+  print(tables.markdown_table(list(rows[0]), [list(row.values()) for row in rows]))
   print(f'Sweep: {FLAGS.workdir}/sweep.md, sweep.csv, sweep.png', flush=True)
 
 

@@ -30,6 +30,9 @@ import time
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from gtzan_jax import report, tables  # noqa: E402  pylint: disable=wrong-import-position
 
 
 def read_arms(path: str) -> list[dict[str, object]]:
@@ -53,9 +56,9 @@ def summarize(workdir: str, arm: dict[str, object], seconds: float, status: str)
   for kind in ('last', 'best'):
     for level in ('segment', 'track'):
       values = [100 * f[kind][level]['accuracy'] for f in folds]
+      stats = tables.mean_std(values)
       row[f'{kind}_{level}'] = values
-      row[f'{kind}_{level}_mean'] = float(np.mean(values)) if values else None
-      row[f'{kind}_{level}_std'] = float(np.std(values)) if values else None
+      row[f'{kind}_{level}_mean'], row[f'{kind}_{level}_std'] = stats['mean'], stats['std']
   rates = [f['train_examples_per_s'] for f in folds if f.get('train_examples_per_s')]
   row['train_examples_per_s'] = float(np.mean(rates)) if rates else None
   seconds = [f['segments']['train'] / f['train_examples_per_s'] for f in folds if f.get('train_examples_per_s')]
@@ -66,19 +69,15 @@ def summarize(workdir: str, arm: dict[str, object], seconds: float, status: str)
 
 def markdown(rows: list[dict[str, object]]) -> str:
   def cell(row, key):
-    mean = row[f'{key}_mean']
-    return '-' if mean is None else f"{mean:.1f} ± {row[f'{key}_std']:.1f}"
-  lines = ['| arm | overrides | folds | segment % (last) | track % (last) | segment % (best val.) | '
-           'track % (best val.) | track % per fold (last) | train ex/s | s per epoch | wall s |',
-           '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |']
-  for r in rows:
-    per_fold = ', '.join(f'{v:.0f}' for v in r['last_track'])
-    rate = f"{r['train_examples_per_s']:.0f}" if r['train_examples_per_s'] else '-'
-    lines.append(f"| {r['name']} | {os.path.basename(str(r['config']))} {' '.join(r['overrides'])} | "
-                 f"{r['folds_done']} | {cell(r, 'last_segment')} | {cell(r, 'last_track')} | "
-                 f"{cell(r, 'best_segment')} | {cell(r, 'best_track')} | {per_fold} | {rate} | "
-                 f"{'-' if r['epoch_s'] is None else format(r['epoch_s'], '.1f')} | {r['wall_s']} |")
-  return '\n'.join(lines) + '\n'
+    return tables.percent_mean_std({'mean': row[f'{key}_mean'], 'std': row[f'{key}_std']}, scale=1)
+  header = ['arm', 'overrides', 'folds', 'segment % (last)', 'track % (last)', 'segment % (best val.)',
+            'track % (best val.)', 'track % per fold (last)', 'train ex/s', 's per epoch', 'wall s']
+  return tables.markdown_table(header, [
+      [r['name'], f"{os.path.basename(str(r['config']))} {' '.join(r['overrides'])}", r['folds_done'],
+       cell(r, 'last_segment'), cell(r, 'last_track'), cell(r, 'best_segment'), cell(r, 'best_track'),
+       ', '.join(f'{v:.0f}' for v in r['last_track']),
+       f"{r['train_examples_per_s']:.0f}" if r['train_examples_per_s'] else '-',
+       '-' if r['epoch_s'] is None else format(r['epoch_s'], '.1f'), r['wall_s']] for r in rows])
 
 
 def main() -> None:
@@ -138,10 +137,8 @@ def main() -> None:
     time.sleep(1)
   order = {a['name']: i for i, a in enumerate(arms)}
   rows.sort(key=lambda r: order[r['name']])
-  with open(os.path.join(args.out, 'arms.json'), 'w') as f:
-    json.dump(rows, f, indent=2)
-  with open(os.path.join(args.out, 'arms.md'), 'w') as f:
-    f.write(markdown(rows))
+  report.write_json(os.path.join(args.out, 'arms.json'), rows)
+  report.write_text(os.path.join(args.out, 'arms.md'), markdown(rows))
   with tarfile.open(os.path.join(args.out, 'arms.tgz'), 'w:gz') as tar:
     for pattern in ('*/crossval.json', '*/crossval.md', '*/log.txt', '*/fold_*/fold.json',
                     '*/crossval_confusion_*.png'):

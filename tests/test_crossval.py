@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from gtzan_jax import arrays_io, crossval, evaluate, folds, report
+from gtzan_jax import arrays_io, crossval, evaluate, folds, tables
 from tests.conftest import REPO, SHARED_MINI
 
 
@@ -105,7 +105,7 @@ def test_crossvalidate_writes_reports_and_resumes(tiny_config, tmp_path):
   per_fold = [f['last']['track']['accuracy'] for f in result['per_fold']]  # 10 tracks per fold
   np.testing.assert_allclose(track['accuracy']['mean'], np.trace(track['confusion']) / 30)
   np.testing.assert_allclose(track['accuracy']['std'], np.std(per_fold))
-  assert report.percent_mean_std(track['accuracy']) in (tmp_path / 'crossval.md').read_text()
+  assert tables.percent_mean_std(track['accuracy']) in (tmp_path / 'crossval.md').read_text()
   again = crossval.crossvalidate(tiny_config, str(tmp_path), folds=3, data=data)  # folds read from fold.json
   assert again['summary'] == result['summary']
   os.remove(tmp_path / 'fold_0' / 'fold.json')  # a fold cut off after training: resumes, trains nothing
