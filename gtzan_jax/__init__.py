@@ -1,41 +1,7 @@
 """gtzan_jax: music genre classification on GTZAN mel spectrograms with JAX/Flax."""
 
-import importlib.metadata
-import os
+# Before anything imports jax: XLA reads XLA_FLAGS when it starts its first backend.
+from gtzan_jax import xla_cpu_flags
+from gtzan_jax.xla_cpu_flags import CPU_XLA_FLAGS, CPU_XLA_FLAGS_ADDED  # noqa: F401  (benchmark, tests)
 
-# XLA:CPU settings for this model, each measured with gtzan_jax.benchmark (BENCHMARKS.md):
-CPU_XLA_FLAGS = (
-    # YNNPACK (XLA:CPU's kernel library since jaxlib 0.10) for matrix products and reductions only.
-    # By default XLA:CPU also hands it convolution weight gradients, ~6x slower there than on Eigen,
-    # and lowers every large reduction (BatchNorm's statistics and their gradients) to a
-    # reduce-window, ~14x slower than YNNPACK's reduce.
-    '--xla_cpu_experimental_ynn_fusion_type=dot,reduce',
-    # The default scheduler, optimised for concurrency, was 4-9 % slower for the small VGG (same losses).
-    '--xla_cpu_enable_concurrency_optimized_scheduler=false',
-)
-CPU_XLA_FLAGS_ADDED: list[str] = []  # those of CPU_XLA_FLAGS that _tune_xla_cpu put into XLA_FLAGS
-
-
-def _tune_xla_cpu() -> None:
-  """Adds CPU_XLA_FLAGS to XLA_FLAGS (must run before JAX starts a backend; CPU backend only).
-
-  A flag already named in XLA_FLAGS keeps its value; GTZAN_JAX_TUNE_XLA=0 adds
-  none; jaxlib < 0.10 (no YNNPACK) gets none.
-  """
-  if os.environ.get('GTZAN_JAX_TUNE_XLA', '1') == '0':
-    return
-  try:
-    major, minor = (int(p) for p in importlib.metadata.version('jaxlib').split('.')[:2])
-  except (importlib.metadata.PackageNotFoundError, ValueError):
-    return
-  if (major, minor) < (0, 10):
-    return
-  flags = os.environ.get('XLA_FLAGS', '')
-  for flag in CPU_XLA_FLAGS:
-    if flag.split('=')[0] not in flags:
-      flags = f'{flags} {flag}'.strip()
-      CPU_XLA_FLAGS_ADDED.append(flag)
-  os.environ['XLA_FLAGS'] = flags
-
-
-_tune_xla_cpu()
+xla_cpu_flags.tune()

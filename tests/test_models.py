@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from configs import paper
-from gtzan_jax import models
+from gtzan_jax import models, xla_cpu_kernels
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -72,7 +72,7 @@ def test_every_config_file_builds_its_model():
 
 
 class _ProbedVGG(nn.Module):
-  """`models.VGG`'s layers with zero perturbations around each pool, to read the pool's gradients."""
+  """`models.VGG`'s layers and pool, with zero perturbations around each pool, to read its gradients."""
 
   widths: tuple[int, ...]
 
@@ -83,7 +83,7 @@ class _ProbedVGG(nn.Module):
       for _ in range(2):
         x = nn.relu(nn.BatchNorm(use_running_average=False)(nn.Conv(width, (3, 3), use_bias=False)(x)))
       x = self.perturb(f'into_pool{i}', x)
-      x = self.perturb(f'out_of_pool{i}', models.max_pool_2x2(x))
+      x = self.perturb(f'out_of_pool{i}', models.VGG.pool(x))  # the pool the VGG uses
     return nn.Dense(10)(jnp.mean(x, axis=(1, 2)))
 
 
@@ -115,7 +115,7 @@ def test_pool_gradients_keep_every_windows_gradient_inside_the_model():
 
 def test_global_max_pool_is_the_max_and_passes_the_whole_gradient():
   x = jax.random.normal(jax.random.PRNGKey(0), (3, 5, 7, 4))
-  y, vjp = jax.vjp(models.global_max_pool, x)
+  y, vjp = jax.vjp(xla_cpu_kernels.global_max_pool, x)
   np.testing.assert_array_equal(y, jnp.max(x, axis=(1, 2)))
   g = jax.random.normal(jax.random.PRNGKey(1), (3, 4))
   (dx,) = vjp(g)
@@ -134,7 +134,7 @@ def test_one_channel_conv_matches_lax_in_values_and_gradients():
     return jnp.sum(jnp.sin(module.apply(variables, x)))
 
   for kernel_size in [(3, 3), (5, 5), (4, 4), (2, 3)]:
-    ours = nn.Conv(4, kernel_size, conv_general_dilated=models.conv_general_dilated)
+    ours = nn.Conv(4, kernel_size, conv_general_dilated=xla_cpu_kernels.conv_general_dilated)
     ref = nn.Conv(4, kernel_size)
     variables = ours.init(jax.random.PRNGKey(1), x)
     np.testing.assert_allclose(jax.jit(ours.apply)(variables, x), ref.apply(variables, x), atol=1e-5,
@@ -147,7 +147,7 @@ def test_one_channel_conv_matches_lax_in_values_and_gradients():
 
 def test_one_channel_conv_bfloat16_sums_in_float32():
   x = jax.random.normal(jax.random.PRNGKey(0), (2, 12, 17, 1))
-  ours = nn.Conv(4, (3, 3), dtype=jnp.bfloat16, conv_general_dilated=models.conv_general_dilated)
+  ours = nn.Conv(4, (3, 3), dtype=jnp.bfloat16, conv_general_dilated=xla_cpu_kernels.conv_general_dilated)
   variables = ours.init(jax.random.PRNGKey(1), x)
   y = jax.jit(ours.apply)(variables, x)
   rounded = jax.tree.map(lambda v: v.astype(jnp.bfloat16).astype(jnp.float32), (variables, x))
@@ -160,7 +160,7 @@ def test_one_channel_conv_bfloat16_sums_in_float32():
 def test_one_channel_conv_is_a_stencil_on_cpu_and_other_convs_stay_convolutions():
   def hlo(in_channels, platform='cpu'):
     x = jnp.zeros((2, 12, 17, in_channels))
-    conv = nn.Conv(4, (3, 3), conv_general_dilated=models.conv_general_dilated)
+    conv = nn.Conv(4, (3, 3), conv_general_dilated=xla_cpu_kernels.conv_general_dilated)
     variables = conv.init(jax.random.PRNGKey(0), x)
     if platform == 'cpu':
       return jax.jit(conv.apply).lower(variables, x).as_text()

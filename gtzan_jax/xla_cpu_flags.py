@@ -1,0 +1,47 @@
+"""The XLA:CPU flags this model trains fastest with, put into XLA_FLAGS at `import gtzan_jax`.
+
+XLA reads XLA_FLAGS once, when JAX starts its first backend, so `gtzan_jax`'s
+`__init__` calls `tune()` before anything imports jax; this module must not
+import jax either. The flags only change what XLA:CPU does; other backends
+ignore them. The hand-written kernels for XLA:CPU are in `xla_cpu_kernels`.
+
+Each flag was measured with `python -m gtzan_jax.benchmark` (BENCHMARKS.md,
+"CPU: 2-core Intel Xeon", 2026-11-30): together they take the paper VGG from
+8.3 to 22.3 training examples/s on 2 cores (`--notune_cpu` times XLA's defaults).
+"""
+
+import importlib.metadata
+import os
+
+CPU_XLA_FLAGS = (
+    # YNNPACK (XLA:CPU's kernel library since jaxlib 0.10) for matrix products and reductions only.
+    # By default XLA:CPU also hands it convolution weight gradients, ~6x slower there than on Eigen,
+    # and lowers every large reduction (BatchNorm's statistics and their gradients) to a
+    # reduce-window, ~14x slower than YNNPACK's reduce.
+    '--xla_cpu_experimental_ynn_fusion_type=dot,reduce',
+    # The default scheduler, optimised for concurrency, was 4-9 % slower for the small VGG (same losses).
+    '--xla_cpu_enable_concurrency_optimized_scheduler=false',
+)
+CPU_XLA_FLAGS_ADDED: list[str] = []  # those of CPU_XLA_FLAGS that tune() put into XLA_FLAGS
+
+
+def tune() -> None:
+  """Adds CPU_XLA_FLAGS to XLA_FLAGS (must run before JAX starts a backend; CPU backend only).
+
+  A flag already named in XLA_FLAGS keeps its value; GTZAN_JAX_TUNE_XLA=0 adds
+  none; jaxlib < 0.10 (no YNNPACK) gets none.
+  """
+  if os.environ.get('GTZAN_JAX_TUNE_XLA', '1') == '0':
+    return
+  try:
+    major, minor = (int(p) for p in importlib.metadata.version('jaxlib').split('.')[:2])
+  except (importlib.metadata.PackageNotFoundError, ValueError):
+    return
+  if (major, minor) < (0, 10):
+    return
+  flags = os.environ.get('XLA_FLAGS', '')
+  for flag in CPU_XLA_FLAGS:
+    if flag.split('=')[0] not in flags:
+      flags = f'{flags} {flag}'.strip()
+      CPU_XLA_FLAGS_ADDED.append(flag)
+  os.environ['XLA_FLAGS'] = flags

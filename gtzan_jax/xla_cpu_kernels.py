@@ -1,0 +1,163 @@
+"""Hand-written replacements for JAX ops that XLA:CPU runs slowly or differentiates wrongly.
+
+The models (`models.py`) use these in place of the stock op each one names; the
+XLA:CPU flags are in `xla_cpu_flags`. A kernel written for speed stays here
+only with a measured A/B against the op it replaces, cited in its docstring
+(BENCHMARKS.md); one written for correctness, with the test that checks it.
+
+- `max_pool_2x2` replaces `nn.max_pool(x, (2, 2), strides=(2, 2))` (a
+  reduce-window, differentiated by select_and_scatter) in the VGG. Kept after
+  the A/B of 2026-12-01 (BENCHMARKS.md, "The VGG's 2x2 max-pool";
+  scripts/maxpool_ab.py): same losses and gradients; on 2 cores the train step
+  is 1.16x (small VGG) and 1.15x (paper VGG) faster, eval 1.60x and 1.63x.
+- `conv_general_dilated` replaces `lax.conv_general_dilated` in `nn.Conv`: the
+  first layer's one-channel convolution runs as a stencil on CPU (BENCHMARKS.md,
+  "The first convolution as a stencil": small VGG eval 1.42x, train +2.3-3.4 %).
+- `global_max_pool` replaces `jnp.max` over space (the CNN's `global_pool='max'`)
+  for correctness, not speed: its gradient always reaches one argmax
+  (tests/test_models.py).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+
+@jax.custom_vjp
+def max_pool_2x2(x: jax.Array) -> jax.Array:
+  """`nn.max_pool(x, (2, 2), strides=(2, 2))`, faster on XLA:CPU ([B, H, W, C]; odd edges dropped).
+
+  The forward pass is the max of the four strided quarters of `x`; the backward
+  pass sends each window's gradient to the first maximum in (row, column) order,
+  as nn.max_pool's select_and_scatter does, choosing it with comparisons that
+  make exactly one element of every window win. Its outputs and gradients are
+  bitwise nn.max_pool's, ties included (tests/test_benchmark.py), and so are
+  the VGGs' losses and parameters over their first training steps
+  (scripts/maxpool_ab.py). XLA:CPU lowers select_and_scatter to index tensors
+  and a scatter, and runs the reduce-window slower than the four-way maximum.
+
+  A/B against nn.max_pool in the VGG (2026-12-01, BENCHMARKS.md, "The VGG's 2x2
+  max-pool"; 2-core AMD EPYC; one process, timers interleaved). Best of 4
+  rounds at load average 1.6-2.1: train step 57.4 vs 49.4 ex/s (1.16x, small
+  VGG, batch 32) and 9.2 vs 8.0 (1.15x, paper VGG, batch 64); eval 1.60x and
+  1.63x. Per round in CPU time, over two runs (the other at load 1.9-7.6): train
+  1.10-1.23x and 1.06-1.15x, eval 1.11-1.32x and 1.15-1.35x. Not measured on a
+  GPU, where it is used too.
+
+  Why not the gradient of a reshape-and-max: JAX routes it by `x == max(x)`. In
+  the compiled paper VGG on XLA:CPU no element compared equal to the max in ~17 %
+  of the windows of the last two pools, so those windows passed on no gradient at
+  all, silently (XLA computes the max and the comparison in different fusions; an
+  optimization barrier on the pool's input did not help). tests/test_models.py
+  checks every window's gradient inside the compiled model. (Where the rounding
+  does not differ, the reshape-and-max passes that check too: it did on the
+  2-core AMD EPYC of 2026-12-01.)
+  """
+  return _max_pool_fwd(x)[0]
+
+
+def _quarters(x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+  h, w = x.shape[1] // 2 * 2, x.shape[2] // 2 * 2
+  return x[:, 0:h:2, 0:w:2], x[:, 0:h:2, 1:w:2], x[:, 1:h:2, 0:w:2], x[:, 1:h:2, 1:w:2]
+
+
+def _max_pool_fwd(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+  a, b, c, d = _quarters(x)
+  return jnp.maximum(jnp.maximum(a, b), jnp.maximum(c, d)), x
+
+
+def _max_pool_bwd(x: jax.Array, g: jax.Array) -> tuple[jax.Array]:
+  a, b, c, d = _quarters(x)
+  first = (a >= b) & (a >= c) & (a >= d)
+  second = ~first & (b >= c) & (b >= d)
+  third = ~first & ~second & (c >= d)
+  fourth = ~(first | second | third)
+  zero = jnp.zeros_like(g)
+  ga, gb, gc, gd = (jnp.where(m, g, zero) for m in (first, second, third, fourth))
+  bsz, h2, w2, ch = g.shape
+  top = jnp.stack([ga, gb], axis=3).reshape(bsz, h2, 2 * w2, ch)
+  bottom = jnp.stack([gc, gd], axis=3).reshape(bsz, h2, 2 * w2, ch)
+  dx = jnp.stack([top, bottom], axis=2).reshape(bsz, 2 * h2, 2 * w2, ch)
+  return (jnp.pad(dx, ((0, 0), (0, x.shape[1] - 2 * h2), (0, x.shape[2] - 2 * w2), (0, 0))),)
+
+
+max_pool_2x2.defvjp(_max_pool_fwd, _max_pool_bwd)
+
+
+def global_max_pool(x: jax.Array) -> jax.Array:
+  """[B, H, W, C] -> [B, C] maxima whose gradient goes to one argmax per channel.
+
+  Not `jnp.max`: its gradient is routed by `x == max(x)`, which fails when XLA
+  recomputes `x` with different rounding (see `max_pool_2x2`); a gather from the
+  argmax always passes the whole gradient on.
+  """
+  flat = x.reshape(x.shape[0], -1, x.shape[-1])
+  return jnp.take_along_axis(flat, jnp.argmax(flat, axis=1)[:, None], axis=1)[:, 0]
+
+
+def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
+                         dimension_numbers=None, feature_group_count=1, precision=None):
+  """`lax.conv_general_dilated` for `nn.Conv`, with a fast path for the first layer on CPU.
+
+  A stride-1 [B, H, W, 1] -> [B, H, W, C] convolution (the spectrogram's only
+  channel) runs on XLA:CPU as a float32 sum of kh * kw shifted, scaled copies of
+  the input, which XLA fuses into one loop. Eigen's convolution with one input
+  channel took 11.6 ms for a 3x3x1x8 kernel at batch 32, the stencil 1.2 ms. The
+  gradients are the convolution's own. Every other convolution, and every
+  platform but CPU, goes to `lax.conv_general_dilated` unchanged.
+
+  A/B against `lax.conv_general_dilated` (2026-11-30, BENCHMARKS.md, "The first
+  convolution as a stencil"; idle 2-core Intel Xeon, one process, timers
+  interleaved, best of 5-6 rounds): small VGG (batch 32) eval 766 vs 538 ex/s
+  (1.42x), train +3.4 % and +2.3 % in two runs; paper VGG (batch 64) eval +4 %,
+  train within noise.
+  """
+  one_channel = (lhs.ndim == 4 and rhs.shape[2] == 1 and feature_group_count == 1
+                 and all(s == 1 for s in window_strides)
+                 and all(d == 1 for d in (lhs_dilation or ()) + (rhs_dilation or ()))
+                 and dimension_numbers == jax.lax.conv_dimension_numbers(
+                     lhs.shape, rhs.shape, ('NHWC', 'HWIO', 'NHWC')))
+  if not one_channel:
+    return jax.lax.conv_general_dilated(
+        lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers,
+        feature_group_count, precision=precision)
+  if isinstance(padding, str):
+    padding = jax.lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], window_strides, padding)
+  return _one_channel_conv(lhs, rhs, tuple(tuple(p) for p in padding), precision)
+
+
+def _lax_conv(padding, precision, x, kernel):
+  return jax.lax.conv_general_dilated(x, kernel, (1, 1), padding, precision=precision,
+                                      dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+
+
+def _stencil(padding, precision, x, kernel):
+  del precision  # the sum is float32
+  kh, kw = kernel.shape[:2]
+  h = x.shape[1] + sum(padding[0]) - kh + 1
+  w = x.shape[2] + sum(padding[1]) - kw + 1
+  xp = jnp.pad(x, ((0, 0), padding[0], padding[1], (0, 0))).astype(jnp.float32)
+  k = kernel.astype(jnp.float32)
+  out = sum(xp[:, i:i + h, j:j + w, :] * k[i, j, 0] for i in range(kh) for j in range(kw))
+  return out.astype(jnp.result_type(x, kernel))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _one_channel_conv(x, kernel, padding, precision):
+  return jax.lax.platform_dependent(x, kernel, cpu=functools.partial(_stencil, padding, precision),
+                                    default=functools.partial(_lax_conv, padding, precision))
+
+
+def _one_channel_conv_fwd(x, kernel, padding, precision):
+  return _one_channel_conv(x, kernel, padding, precision), (x, kernel)
+
+
+def _one_channel_conv_bwd(padding, precision, residuals, g):
+  x, kernel = residuals
+  return jax.vjp(functools.partial(_lax_conv, padding, precision), x, kernel)[1](g)
+
+
+_one_channel_conv.defvjp(_one_channel_conv_fwd, _one_channel_conv_bwd)
