@@ -2,27 +2,25 @@
 
   python -m gtzan_jax.main --config=configs/paper.py --workdir=runs/vgg \
       --config.manual_dir=/path/to/gtzan --config.dataset=gtzan_mel/fault_filtered
+  # 5-fold cross-validation on gtzan_mini, 15 epochs per fold (the figure below):
+  python -m gtzan_jax.crossval --config=configs/paper.py --workdir=runs/cv_vgg \
+      --config.dataset=gtzan_mel/tracks --config.manual_dir=../shared/gtzan_mini \
+      --config.num_epochs=15
 
-The reference for the paper's study (configs/cnn.py, lstm.py and gru.py train
-the other families the same way). configs/default.py is the recipe we
-recommend; it starts from this one.
+For reproducing the paper; every other config starts from this one and lists
+every key with what it does. configs/default.py is the recipe we recommend.
 
-Measured (2026-11-30, a 2-core CPU, fp32; docs/study.md): 5-fold stratified,
-track-disjoint cross-validation over the 100 real clips of gtzan_mini, 15
-epochs per fold: track accuracy 76.0 +- 11.6 %, segment accuracy 73.2 +- 9.1 %
-(last checkpoint; one fold fell to 55 % at its last epoch; best-by-validation
-80.0 +- 8.9 %); with one audio-augmented copy of each training clip
-(`--config.augment.audio_copies=1`) 81.0 +- 5.8 % / 76.6 +- 5.2 %. Before
-the 2026-11-30 max-pool gradient fix (one NVIDIA H200, 2026-11-28): 79.0 +-
-7.3 % and 82.0 +- 11.2 %. Training
-runs at ~20k examples/s in bf16 and ~11k in fp32 at batch 64 on that chip
-(BENCHMARKS.md), but ~20/s on an idle 2-core CPU of our CI machines (30 epochs
-of full GTZAN's ~6.2k training segments: ~2.6 h): use a GPU.
-
-Full GTZAN (fault_filtered: 443 training tracks, ~6.2k segments) has not been
-measured here (it cannot be downloaded in our environment). Published
-from-scratch CNNs reach about 54 % track accuracy on that split; expect
-that order, not the 90 %+ of random-segment splits.
+Expected result. 5-fold stratified, track-disjoint cross-validation on the 100
+clips of ../shared/gtzan_mini, 15 epochs per fold (fp32, 2-core Intel Xeon CPU):
+track accuracy 76.0 +- 11.6 %, segment accuracy 73.2 +- 9.1 % (last checkpoint;
+one fold at 55 %; best-by-validation 80.0 +- 8.9 %); with
+`--config.augment.audio_copies=1` 81.0 +- 5.8 % / 76.6 +- 5.2 % (docs/study.md).
+The folds share artists, which flatters them (see configs/default.py). About
+12 min of training per fold there (~22 examples/s; BENCHMARKS.md): 30 epochs of
+full GTZAN's ~6.2k training segments would take ~2.6 h (an estimate): use a
+GPU (one H200: ~20k examples/s in bf16, ~11k in fp32, BENCHMARKS.md). Full GTZAN
+is not measured; published from-scratch CNNs reach ~54 % on its fault-filtered
+split, not the 90 %+ of random-segment splits.
 """
 
 import ml_collections
