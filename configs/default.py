@@ -13,13 +13,15 @@ training clip (the paper's audio augmentation: noise and/or pitch shift + time
 stretch, each with probability 0.5), which the dataset builder makes once. The
 rest is the paper's: Adam 1e-3 constant, no dropout, no spectrogram augmentation.
 
-Expected result. On music it has not heard: trained on the 100 clips of
-../shared/gtzan_mini, it classifies 48.3 % (29/60) of the clips of
-../shared/gtzan_heldout (classical 19/20, jazz 8/20, rock 2/20; docs/study.md,
-issue 20). 5-fold stratified, track-disjoint cross-validation on gtzan_mini
+Expected result. On music it has not heard: trained on the 80 training clips of
+gtzan_mel/tracks over ../shared/gtzan_mini (10 min on a 2-core AMD EPYC CPU),
+it classifies 55.0 % (33/60) of the clips of ../shared/gtzan_heldout
+(classical 18/20, jazz 10/20, rock 5/20; scripts/heldout_eval.py,
+docs/study.md; one run, so a few clips either way are noise). 5-fold stratified, track-disjoint cross-validation on gtzan_mini
 (fp32, 2-core Intel Xeon CPU): track accuracy 83.0 +- 5.1 %, segment accuracy
 76.4 +- 4.9 % (last checkpoint), about 4 min of training per fold
-(docs/cv/default_fixed_pool_cpu_2026-11-30/). The CV figure flatters:
+(docs/cv/default_fixed_pool_cpu_2026-11-30/; its copies were augmentation
+version 1, whose sped-up copies ended in a zero-padded segment). The CV figure flatters:
 gtzan_mini's 10 clips per genre come from very few artists, so its folds share
 artists and measure memory of recordings more than genre. Full GTZAN is not
 measured; published from-scratch CNNs reach ~54 % on its artist-disjoint split.

@@ -149,9 +149,10 @@ def test_evaluate_on_a_fold_scores_that_folds_own_test_tracks(tiny_config, tmp_p
   assert scores['track']['count'] == sum(f == 1 for f in fold_of.values()) == 10
   assert scores['track'] == result['per_fold'][1]['last']['track']
   # Segments a script passed in are recorded as such: evaluate refuses rather than guess.
-  crossval.crossvalidate(tiny_config, str(tmp_path / 'given'), folds=3, data=data)
+  source = folds.fold_source(tiny_config, fold=0, folds=3, fold_seed=0, validation_fraction=0.1,
+                             arrays=None, pooled_by_caller=True)
   with pytest.raises(ValueError, match='segments a script passed in'):
-    evaluate.evaluate_workdir(str(tmp_path / 'given' / 'fold_0'), 'test')
+    folds.fold_data(tiny_config, source)
 
 
 @pytest.mark.slow
