@@ -49,6 +49,7 @@ from gtzan_jax import arrays_io
 from gtzan_jax import cli
 from gtzan_jax import evaluation
 from gtzan_jax import folds as folds_lib
+from gtzan_jax import input_pipeline
 from gtzan_jax import report
 from gtzan_jax import tables
 from gtzan_jax import train
@@ -97,11 +98,8 @@ def _finished_fold(fold_dir: str, config: ml_collections.ConfigDict, source: dic
   if 'config' not in fold:
     raise ValueError(f'{path} predates fold.json recording its config, so it cannot be checked against '
                      'this one; move it away (or the whole workdir) to run the fold again.')
-  changes = train.config_changes(fold['config'], config)
-  saved = {k: v for k, v in fold.get('source', {}).items() if k != 'arrays'}
-  current = {k: v for k, v in source.items() if k != 'arrays'}
-  changes += [f'{k} {saved.get(k)!r} -> {current.get(k)!r}' for k in sorted(set(saved) | set(current))
-              if saved.get(k) != current.get(k)]
+  changes = (train.config_changes(fold['config'], config)
+             + input_pipeline.data_source_changes(fold.get('source'), source))
   if changes:
     raise ValueError(f'{path} was made by another cross-validation ({"; ".join(changes)}); use a new '
                      '--workdir, or move that fold away to rerun it.')

@@ -75,6 +75,18 @@ def load_datasets_with_source(config: ml_collections.ConfigDict, augment_splits:
   return {split: gtzan_data.read_split(name, split, data_dir) for split in SPLITS}, source
 
 
+def data_source_changes(saved: dict[str, Any] | None, current: dict[str, Any]) -> list[str]:
+  """'key old -> new' for each field two data records differ in; [] when `saved` is empty.
+
+  The arrays file's path is left out: the same file read from elsewhere is the same data.
+  An empty `saved` was written before checkpoints recorded their data, so it is not compared.
+  """
+  if not saved:
+    return []
+  keys = sorted((set(saved) | set(current)) - {'arrays'})
+  return [f'{k} {saved.get(k)!r} -> {current.get(k)!r}' for k in keys if saved.get(k) != current.get(k)]
+
+
 def arrays_source(description: str, class_names: Sequence[str] | None = None) -> dict[str, Any]:
   """The data record of splits a caller passed in as arrays (nothing on disk names them)."""
   from tfds_gtzan.gtzan_mel import sources  # pylint: disable=g-import-not-at-top

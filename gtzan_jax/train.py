@@ -225,11 +225,9 @@ class _Checkpoints:
                        'not take the steps an uninterrupted run takes. Restore those values or train into a '
                        f'new --workdir (free to change on resume: {", ".join(RESUMABLE_KEYS)}, and num_epochs '
                        'under the constant schedule).')
-    saved = {k: v for k, v in (meta.get('data_source') or {}).items() if k != 'arrays'}
-    current = {k: v for k, v in self.data_source.items() if k != 'arrays'}
-    if saved and saved != current:
-      raise ValueError(f'{where} was trained on other data ({saved}); this run reads {current}. '
-                       'Train into a new --workdir.')
+    changes = input_pipeline.data_source_changes(meta.get('data_source'), self.data_source)
+    if changes:
+      raise ValueError(f'{where} was trained on other data ({"; ".join(changes)}). Train into a new --workdir.')
     state, _ = self.ckpt.restore(step, state)
     logging.info('Resumed from %s (epoch %.2f).', where, meta['epoch'])
     return state, step
