@@ -26,10 +26,12 @@ KEYS = arrays_io.POOLED_KEYS
 def pooled_segments(config: ml_collections.ConfigDict) -> Arrays:
   """Every segment of `config.dataset`'s three splits in one set of arrays.
 
-  With `config.augment.audio_copies` = K > 0, also K augmented copies of every clip
+  Of the config's feature set (`config.features`: with 'musicnn', those of
+  `gtzan_mel/<base>_musicnn`, as `input_pipeline.dataset_name` names them). With
+  `config.augment.audio_copies` = K > 0, also K augmented copies of every clip
   (`copy` 1..K), made by the dataset builder as for training splits (copy k of a
   track is the same audio as in a `<base>_aug<K>` build) and kept in the data_dir as
-  `gtzan_mel/<base>_aug<K>all_<hash>`, so a rerun reads them.
+  `gtzan_mel/<base>_aug<K>all_<hash>` (`<base>_musicnn_aug<K>all_<hash>`), so a rerun reads them.
   """
   splits, _ = input_pipeline.load_datasets_with_source(config, augment_splits=input_pipeline.SPLITS)
   return {k: np.concatenate([splits[s][k] for s in input_pipeline.SPLITS]) for k in KEYS}
@@ -97,13 +99,18 @@ def fold_source(config: ml_collections.ConfigDict, *, fold: int, folds: int, fol
 
   The pooled segments came from `arrays` (an .npz), from `config.dataset`, or, with
   `pooled_by_caller`, from arrays a script passed in (which `fold_data` cannot rebuild).
+  The feature set is recorded where it is not 'mel' (records written before feature sets compare equal).
   """
   from tfds_gtzan.gtzan_mel import sources  # pylint: disable=g-import-not-at-top
-  return {'kind': 'crossval_fold', 'dataset': config.dataset, 'fold': fold, 'folds': folds,
-          'fold_seed': fold_seed, 'validation_fraction': validation_fraction,
-          'audio_copies': int(config.augment.get('audio_copies', 0)),
-          'arrays': os.path.abspath(arrays) if arrays else None, 'pooled_by_caller': pooled_by_caller,
-          'class_names': list(sources.GENRES)}
+  source = {'kind': 'crossval_fold', 'dataset': config.dataset, 'fold': fold, 'folds': folds,
+            'fold_seed': fold_seed, 'validation_fraction': validation_fraction,
+            'audio_copies': int(config.augment.get('audio_copies', 0)),
+            'arrays': os.path.abspath(arrays) if arrays else None, 'pooled_by_caller': pooled_by_caller,
+            'class_names': list(sources.GENRES)}
+  features = input_pipeline.feature_set_name(config)
+  if features != 'mel':
+    source['features'] = features
+  return source
 
 
 def fold_data(config: ml_collections.ConfigDict, source: dict[str, Any]) -> dict[str, Arrays]:

@@ -16,6 +16,7 @@ import tensorflow_datasets as tfds
 
 from tfds_gtzan import audio
 from tfds_gtzan import data
+from tfds_gtzan import feature_sets
 from tfds_gtzan import synthetic
 from tfds_gtzan.gtzan_mel import gtzan_mel_dataset_builder
 from tfds_gtzan.gtzan_mel import sources
@@ -67,7 +68,7 @@ def test_builder_defaults(tmp_path):
   assert builder.info.features['label'].names == list(sources.GENRES)
   assert builder.info.features['mel'].shape == (128, 173)
   assert builder.info.features['mel'].np_dtype == np.float16
-  assert dict(builder.info.metadata) == audio.FEATURE_PARAMS
+  assert dict(builder.info.metadata) == {'feature_set': 'mel', **audio.FEATURE_PARAMS}
   assert tuple(synthetic.GENRES) == sources.GENRES
   assert {c.name for c in builder.BUILDER_CONFIGS} == {'synthetic', 'fault_filtered', 'tracks',
                                                        'paper'}
@@ -96,6 +97,103 @@ def test_fake_tree_builds_tracks_with_skip_report(tmp_path, nested):
   # The summary persists with the dataset.
   reloaded = tfds.builder('gtzan_mel/tracks', data_dir=tmp_path / 'data')
   assert reloaded.info.metadata['summary'] == summary
+
+
+@pytest.fixture(scope='module')
+def musicnn_build(fake_manual_dir, tmp_path_factory):
+  """The fake tree's `tracks_musicnn`: its builder and splits."""
+  data_dir = tmp_path_factory.mktemp('data_musicnn')
+  builder = _build('tracks_musicnn', data_dir, fake_manual_dir)
+  return {'builder': builder, 'data_dir': data_dir, 'splits': _read_all('tracks_musicnn', data_dir)}
+
+
+def test_musicnn_config_stores_96_by_187_patches(musicnn_build):
+  builder = musicnn_build['builder']
+  assert builder.builder_config.name == 'tracks_musicnn' and builder.base_config_name == 'tracks'
+  assert builder.info.features['mel'].shape == (96, 187)
+  assert builder.info.features['mel'].np_dtype == np.float16
+  assert builder.info.version == gtzan_mel_dataset_builder.Builder.VERSION
+  assert dict(builder.info.metadata) | {'summary': None} == {
+      'feature_set': 'musicnn', **feature_sets.get('musicnn').params, 'summary': None}
+  for split_data in musicnn_build['splits'].values():
+    assert split_data['mel'].shape[1:] == (96, 187) and split_data['mel'].dtype == np.float16
+    assert np.isfinite(split_data['mel']).all() and split_data['mel'].max() < 6.6
+    assert set(split_data['segment'].tolist()) == {0}  # 4.5 s: one 3 s patch per clip
+  # Built-in, like the mel configs: no registration needed in another process.
+  assert gtzan_mel_dataset_builder.feature_config('gtzan_mel/tracks', 'musicnn') is builder.builder_config
+  assert gtzan_mel_dataset_builder.feature_config('tracks') is tfds.builder(
+      'gtzan_mel/tracks', data_dir=musicnn_build['data_dir']).builder_config
+
+
+def test_musicnn_config_has_the_mel_configs_tracks_per_split(musicnn_build, fake_splits):
+  for split in SPLITS:
+    assert _tracks(musicnn_build['splits'][split]) == _tracks(fake_splits[split]), split
+  _assert_track_disjoint(musicnn_build['splits'])
+
+
+def test_musicnn_config_skips_and_reports_as_mel_does(musicnn_build):
+  summary = musicnn_build['builder'].info.metadata['summary']
+  clips = {'train': 3, 'validation': 1, 'test': 1}  # per genre, one patch each
+  assert summary['segments'] == {split: n * len(fake_gtzan.GENRES) for split, n in clips.items()}
+  assert summary['clips_read'] == len(fake_gtzan.GENRES) * fake_gtzan.CLIPS_PER_GENRE + 1
+  assert [item['file'] for item in summary['clips_skipped']] == ['genres/' + fake_gtzan.CORRUPT_FILE]
+  assert 'not a RIFF/WAV file' in summary['clips_skipped'][0]['reason']
+  assert summary['too_short'] == [{'file': 'genres/' + fake_gtzan.SHORT_FILE, 'seconds': 1.0}]
+  assert summary['unknown_genre_files'] == 1
+
+
+def test_stored_musicnn_patches_equal_pretrained_features(musicnn_build, fake_manual_dir):
+  """What the build stores is `pretrained.features.log_mel_patches` of the 16 kHz decode, transposed, float16."""
+  from gtzan_jax.pretrained import features  # pylint: disable=g-import-not-at-top
+  all_data = {key: np.concatenate([split[key] for split in musicnn_build['splits'].values()])
+              for key in ('track', 'segment', 'mel')}
+  for file in ('blues/blues.00001.wav', fake_gtzan.STEREO_FILE, fake_gtzan.AU_FILE):
+    expected = features.log_mel_patches(features.load_16k(str(fake_manual_dir / 'genres' / file)))
+    stored = all_data['mel'][all_data['track'] == pathlib.Path(file).stem]
+    assert stored.shape == (1, 96, 187) and expected.shape == (1, 187, 96)
+    np.testing.assert_array_equal(stored, expected.transpose(0, 2, 1).astype(np.float16))
+
+
+def test_musicnn_augmented_copies(fake_manual_dir, musicnn_build, tmp_path):
+  """tracks_musicnn_aug1_<hash>: validation and test of tracks_musicnn; copies augmented at 22050 Hz, then 16 kHz."""
+  from tfds_gtzan import augment  # pylint: disable=g-import-not-at-top
+  params = augment.AugmentParams(noise_prob=1.0, pitch_prob=1.0)
+  config = gtzan_mel_dataset_builder.augmented_config('tracks', copies=1, params=params, features='musicnn')
+  mel_config = gtzan_mel_dataset_builder.augmented_config('tracks', copies=1, params=params)
+  assert config.name.startswith('tracks_musicnn_aug1_') and len(config.name) == len('tracks_musicnn_aug1_') + 8
+  assert mel_config.name.startswith('tracks_aug1_') and mel_config.name[-8:] != config.name[-8:]
+  assert 'tracks_musicnn' in config.description and '22050 Hz' in config.description
+  builder = _build(config.name, tmp_path, fake_manual_dir)
+  assert builder.info.features['mel'].shape == (96, 187)
+  assert builder.info.metadata['feature_set'] == 'musicnn' and builder.info.metadata['augment']['copies'] == 1
+  built = _read_all(config.name, tmp_path)
+  plain = musicnn_build['splits']
+  for split in ('validation', 'test'):
+    for key in plain[split]:
+      np.testing.assert_array_equal(built[split][key], plain[split][key])
+  train = built['train']
+  originals = train['copy'] == 0
+  np.testing.assert_array_equal(train['mel'][originals], plain['train']['mel'])
+  assert set(train['track'][~originals]) == set(plain['train']['track'])
+  track = 'blues.00002'
+  y = audio.load_audio(fake_manual_dir / 'genres' / 'blues' / f'{track}.wav', audio.SAMPLE_RATE)
+  copy = augment.augment_clip(y, seed=0, track=track, copy=1, params=params)
+  expected = feature_sets.get('musicnn').features(audio.resample(copy, audio.SAMPLE_RATE, 16000))
+  stored = train['mel'][(train['track'] == track) & (train['copy'] == 1)]
+  assert len(stored) == len(expected) == 1
+  # Within one float16 step: BLAS (one thread per builder worker) may round the last bit apart.
+  np.testing.assert_allclose(stored.astype(np.float32), expected.astype(np.float32), atol=2**-8)
+  assert not np.array_equal(stored, train['mel'][(train['track'] == track) & originals])
+
+
+def test_cli_builds_the_musicnn_variant(fake_manual_dir, musicnn_build):
+  result = _run_cli('--config=tracks', '--features=musicnn', f'--manual_dir={fake_manual_dir}',
+                    f'--data_dir={musicnn_build["data_dir"]}')
+  assert result.returncode == 0, result.stderr
+  version = gtzan_mel_dataset_builder.Builder.VERSION
+  assert f'gtzan_mel/tracks_musicnn {version}' in result.stdout  # Prepared by the fixture: reused.
+  assert 'segments written: 20 (train 12, validation 4, test 4)' in result.stdout
+  assert f'clips shorter than 3 s (no segments): 1\n  genres/{fake_gtzan.SHORT_FILE}: 1.0 s' in result.stdout
 
 
 def test_tracks_split_is_stratified_and_track_disjoint(fake_splits):
@@ -262,6 +360,16 @@ def test_synthetic_builds_are_identical(synthetic_data_dir, tmp_path):
   _assert_track_disjoint(first)
 
 
+@pytest.mark.slow
+def test_synthetic_musicnn_has_the_synthetic_tracks_per_split(synthetic_data_dir):
+  """synthetic_musicnn, built into the session's synthetic data_dir: 10 patches per 30 s clip, the same tracks."""
+  data.get_builder('gtzan_mel/synthetic_musicnn', synthetic_data_dir)
+  mel, musicnn = (_read_all(config, synthetic_data_dir) for config in ('synthetic', 'synthetic_musicnn'))
+  for split, count in synthetic.SPLIT_COUNTS.items():
+    assert _tracks(musicnn[split]) == _tracks(mel[split])
+    assert musicnn[split]['mel'].shape == (count * len(sources.GENRES) * 10, 96, 187)
+
+
 def _mini_gtzan() -> pathlib.Path:
   if not MINI_GTZAN.is_dir():
     pytest.skip(f'The shared mini GTZAN folder is absent ({MINI_GTZAN}).')
@@ -290,3 +398,15 @@ def test_mini_gtzan_fault_filtered(tmp_path):
   assert builder.info.metadata['summary']['segments'] == {'train': 560, 'validation': 686,
                                                           'test': 56}
   _assert_track_disjoint(_read_all('fault_filtered', tmp_path))
+
+
+@pytest.mark.slow
+def test_mini_gtzan_tracks_musicnn(tmp_path):
+  """Real 30 s GTZAN clips give 10 patches each, split as `tracks` splits them."""
+  builder = _build('tracks_musicnn', tmp_path, _mini_gtzan())
+  assert builder.info.metadata['summary']['segments'] == {'train': 800, 'validation': 100, 'test': 100}
+  _build('tracks', tmp_path, _mini_gtzan())
+  mel, musicnn = _read_all('tracks', tmp_path), _read_all('tracks_musicnn', tmp_path)
+  for split in SPLITS:
+    assert _tracks(musicnn[split]) == _tracks(mel[split])
+    assert musicnn[split]['mel'].shape[1:] == (96, 187) and np.isfinite(musicnn[split]['mel']).all()

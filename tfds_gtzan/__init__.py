@@ -6,7 +6,10 @@ Importing this package registers the `gtzan_mel` builder with TFDS:
   builder = tfds.builder('gtzan_mel/tracks', data_dir=D)
 
 `tfds_gtzan.audio` turns audio files into the same features; `tfds_gtzan.data`
-reads prepared splits into numpy and batches them.
+reads prepared splits into numpy and batches them. `tfds_gtzan.feature_sets` lists
+what a config can store: 'mel' (the paper's 2 s log-mel segments, every built-in
+config) and 'musicnn' (the pretrained musicnn networks' 3 s patches:
+'gtzan_mel/tracks_musicnn' and the other '<config>_musicnn').
 """
 
 import importlib.util

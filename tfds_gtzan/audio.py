@@ -95,10 +95,15 @@ def load_audio(path: str | os.PathLike[str], sr: int = SAMPLE_RATE, *,
     samples = samples.astype(np.float32) * np.float32(1 / 32768)  # exactly libsndfile's conversion
   mono = samples if samples.ndim == 1 else samples[:, 0] if samples.shape[1] == 1 else samples.mean(axis=1)
   if file_sr != sr and mono.size:
-    mono = librosa.resample(mono, orig_sr=file_sr, target_sr=sr)
+    mono = resample(mono, file_sr, sr)
   if max_seconds is not None:
     mono = mono[:math.ceil(max_seconds * sr)]
   return mono.astype(np.float32, copy=False)
+
+
+def resample(y: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
+  """`y` resampled from `orig_sr` to `target_sr` Hz as `load_audio` resamples a file (librosa: soxr_hq)."""
+  return librosa.resample(y, orig_sr=orig_sr, target_sr=target_sr)
 
 
 def load_audio_blocks(path: str | os.PathLike[str], block_seconds: float,

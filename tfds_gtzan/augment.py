@@ -26,6 +26,12 @@ thread scheduling or on Python's per-process string hashing.
 
 The `gtzan_mel` builder applies this to whole clips before segmenting them
 (`tfds_gtzan.gtzan_mel.gtzan_mel_dataset_builder.augmented_config`).
+
+It works at 22050 Hz (`audio.SAMPLE_RATE`, the default `sr`): the phase vocoder's
+2048-point STFT (librosa's default) and hop are in samples, so the same parameters at
+another rate would be another augmentation. The builder therefore augments at 22050 Hz
+for every feature set and resamples a copy to the set's rate (16 kHz for 'musicnn',
+`gtzan_mel.featurize`).
 """
 
 from __future__ import annotations

@@ -9,6 +9,11 @@ K augmented copies of every training clip besides it, with the --noise_* /
 configs/default.py). The trainer reads the same dataset with
 --config.augment.audio_copies=K and equal parameters.
 
+With --features=musicnn it builds the config's musicnn variant (`gtzan_mel/<config>_musicnn`,
+or `<config>_musicnn_aug<K>_<hash>` with --audio_copies): the pretrained musicnn networks'
+[96, 187] patches of the same clips (`tfds_gtzan.feature_sets`); the trainer reads it with
+--config.features=musicnn.
+
 Exit status 2, with a one-line message, when manual_dir is missing, empty or has
 no GTZAN genre folder.
 """
@@ -24,6 +29,7 @@ from absl import logging
 
 from tfds_gtzan import augment
 from tfds_gtzan import data
+from tfds_gtzan import feature_sets
 from tfds_gtzan.gtzan_mel import gtzan_mel_dataset_builder
 from tfds_gtzan.gtzan_mel import sources
 
@@ -34,6 +40,8 @@ flags.DEFINE_enum('config', 'synthetic', _CONFIGS, 'Builder config to prepare.')
 flags.DEFINE_string('manual_dir', None,
                     f'GTZAN folder ({sources.EXPECTED_LAYOUT}); not needed for synthetic.')
 flags.DEFINE_string('data_dir', None, 'TFDS data_dir; default ~/tensorflow_datasets.')
+flags.DEFINE_enum('features', feature_sets.DEFAULT, list(feature_sets.names()),
+                  'Feature set (tfds_gtzan.feature_sets): mel (the paper\'s) or musicnn.')
 flags.DEFINE_integer('audio_copies', 0, 'Augmented copies of every training clip (0: none).',
                      lower_bound=0)
 flags.DEFINE_integer('augment_seed', 0, 'Augmentation seed.', lower_bound=0)
@@ -49,8 +57,8 @@ for _name, _help in _PARAM_HELP.items():
   flags.DEFINE_float(_name, getattr(_DEFAULTS, _name), f'With --audio_copies: {_help}')
 
 
-def format_summary(summary: dict[str, Any]) -> str:
-  """The build summary of `info.metadata['summary']` as readable lines."""
+def format_summary(summary: dict[str, Any], segment_seconds: float = 2) -> str:
+  """The build summary of `info.metadata['summary']` as readable lines (segments of `segment_seconds`)."""
   segments = summary['segments']
   lines = [
       f'clips read: {summary["clips_read"]}',
@@ -60,7 +68,7 @@ def format_summary(summary: dict[str, Any]) -> str:
         if summary.get('augmented_segments') else []),
       f'files skipped: {len(summary["clips_skipped"])}',
       *(f'  {item["file"]}: {item["reason"]}' for item in summary['clips_skipped']),
-      f'clips shorter than 2 s (no segments): {len(summary["too_short"])}',
+      f'clips shorter than {segment_seconds:g} s (no segments): {len(summary["too_short"])}',
       *(f'  {item["file"]}: {item["seconds"]} s' for item in summary['too_short']),
   ]
   counts = {'unknown_genre_files': 'files outside the GTZAN genre folders (ignored)',
@@ -74,11 +82,11 @@ def main(argv: list[str]) -> int:
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {" ".join(argv[1:])}')
   logging.set_verbosity(logging.WARNING)  # Keep TFDS's INFO chatter out of the summary.
-  name = f'gtzan_mel/{FLAGS.config}'
+  name = f'gtzan_mel/{gtzan_mel_dataset_builder.feature_config(FLAGS.config, FLAGS.features).name}'
   if FLAGS.audio_copies:
     try:
       config = gtzan_mel_dataset_builder.augmented_config(
-          FLAGS.config, copies=FLAGS.audio_copies, seed=FLAGS.augment_seed,
+          FLAGS.config, copies=FLAGS.audio_copies, seed=FLAGS.augment_seed, features=FLAGS.features,
           **{param: getattr(FLAGS, param) for param in _PARAM_HELP})
     except ValueError as e:
       print(f'error: {e}', file=sys.stderr)
@@ -93,7 +101,7 @@ def main(argv: list[str]) -> int:
   if 'augment' in builder.info.metadata:
     config = builder.builder_config
     print(augment.describe(config.copies, config.seed, config.params))
-  print(format_summary(builder.info.metadata['summary']))
+  print(format_summary(builder.info.metadata['summary'], builder.feature_set.segment_seconds))
   return 0
 
 

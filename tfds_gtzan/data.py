@@ -7,7 +7,7 @@ global order and takes its own contiguous slice of each global batch.
 
   data = read_split('gtzan_mel/tracks', 'train', data_dir)
   for batch in iterate_batches(data, 128, shuffle=True, seed=0, epoch=epoch):
-    ...  # batch['mel']: [128 // process_count, 128, 173] float16.
+    ...  # batch['mel']: [128 // process_count, 128, 173] float16 ([.., 96, 187] for *_musicnn).
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ def read_split(name: str, split: str, data_dir: str | None) -> Batch:
   """A whole prepared split in memory, sorted by (track, copy, segment).
 
   Returns:
-    {'mel': [N, 128, 173] float16, 'label': [N] int32, 'track': [N] str,
+    {'mel': [N, mels, frames] float16 ([N, 128, 173]; [N, 96, 187] for the musicnn
+     feature set), 'label': [N] int32, 'track': [N] str,
      'segment': [N] int32, 'copy': [N] int32 (0: the clip; k >= 1: its augmented
      copy k, in the training split of augmented configs)}.
   """
@@ -136,9 +137,9 @@ def _pad(batch: Batch, size: int) -> Batch:
 def _stack(examples: Sequence[Mapping[str, Any]]) -> Batch:
   """Decoded TFDS examples as arrays with the dtypes `read_split` documents."""
   from tfds_gtzan import audio  # pylint: disable=g-import-not-at-top  (librosa: only for reading)
+  mel = np.array([ex['mel'] for ex in examples], audio.MEL_DTYPE)
   return {
-      'mel': np.array([ex['mel'] for ex in examples], audio.MEL_DTYPE).reshape(
-          -1, audio.N_MELS, audio.FRAMES),
+      'mel': mel if len(examples) else mel.reshape(0, audio.N_MELS, audio.FRAMES),
       'label': np.array([ex['label'] for ex in examples], np.int32),
       'track': np.array([_as_str(ex['track']) for ex in examples], str),
       'segment': np.array([ex['segment'] for ex in examples], np.int32),

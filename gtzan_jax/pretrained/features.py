@@ -6,17 +6,24 @@ As musicnn's extractor computes them but for one thing: it casts the mel to floa
 the log, where 10000 x overflows (measured with librosa 0.11 on GTZAN clips: 0.8 % of values
 inf, 78 % of 3 s patches holding one, and MSD_musicnn then returns NaN for all of those). Here
 the log is taken in float32, where values stay below ~6.6.
+
+The computation lives in `tfds_gtzan.feature_sets` (the 'musicnn' feature set of the
+`gtzan_mel` builder, which stores these patches transposed, [96, 187] float16); these are
+thin wrappers with musicnn's time-first layout.
 """
 
 from __future__ import annotations
 
-import librosa
 import numpy as np
 
 from tfds_gtzan import audio
+from tfds_gtzan import feature_sets
 
-SAMPLE_RATE, N_FFT, HOP_LENGTH, N_MELS = 16000, 512, 256, 96
-PATCH_FRAMES = 187  # 3 s: librosa.time_to_frames(3, sr=16000, n_fft=512, hop_length=256) + 1
+SAMPLE_RATE = feature_sets.MUSICNN_SAMPLE_RATE
+N_FFT = feature_sets.MUSICNN_N_FFT
+HOP_LENGTH = feature_sets.MUSICNN_HOP_LENGTH
+N_MELS = feature_sets.MUSICNN_N_MELS
+PATCH_FRAMES = feature_sets.MUSICNN_PATCH_FRAMES  # 3 s: librosa.time_to_frames(3, sr=16000, n_fft=512, hop_length=256) + 1
 
 
 def load_16k(path: str, max_seconds: float | None = None) -> np.ndarray:
@@ -26,13 +33,9 @@ def load_16k(path: str, max_seconds: float | None = None) -> np.ndarray:
 
 def log_mel(y: np.ndarray) -> np.ndarray:
   """[frames, 96] float32: musicnn's representation of 16 kHz mono `y`, the log taken in float32."""
-  mel = librosa.feature.melspectrogram(y=y, sr=SAMPLE_RATE, hop_length=HOP_LENGTH, n_fft=N_FFT,
-                                       n_mels=N_MELS).T
-  return np.log10(10000 * mel.astype(np.float32) + 1)
+  return feature_sets.musicnn_log_mel(y)
 
 
 def log_mel_patches(y: np.ndarray, frames: int = PATCH_FRAMES) -> np.ndarray:
   """[n, frames, 96]: the non-overlapping `frames`-long patches of `log_mel(y)` from the start."""
-  rep = log_mel(y)
-  n = len(rep) // frames
-  return rep[:n * frames].reshape(n, frames, N_MELS)
+  return feature_sets.musicnn_log_mel_patches(y, frames)

@@ -1,13 +1,22 @@
-"""TFDS builder for `gtzan_mel`: 2 s log-mel segments of GTZAN clips.
+"""TFDS builder for `gtzan_mel`: log-mel segments of GTZAN clips (2 s log-mel dB, or musicnn's 3 s patches).
 
   builder = tfds.builder('gtzan_mel/tracks', data_dir=D)
   builder.download_and_prepare(
       download_config=tfds.download.DownloadConfig(manual_dir=M))
 
-Every config stores the same features; they differ in where the clips come from
-(`synthetic`: generated, no download; the others: GTZAN in manual_dir) and how
-they are split. Files that cannot be decoded are skipped; what was read, skipped
-and written is recorded in `info.metadata['summary']`.
+The built-in configs store the paper's features (feature set 'mel': [128, 173] dB of
+2 s segments); they differ in where the clips come from (`synthetic`: generated, no
+download; the others: GTZAN in manual_dir) and how they are split. Files that cannot
+be decoded are skipped; what was read, skipped and written is recorded in
+`info.metadata['summary']`.
+
+Another feature set of `tfds_gtzan.feature_sets` is a derived config, '<base>_<features>':
+`tracks_musicnn`, `synthetic_musicnn`, `fault_filtered_musicnn`, `paper_musicnn` hold
+musicnn's input ([96, 187] patches of 3 s, at most 10 per clip) of the same clips, with the
+same skip-and-report summary and, for the track-disjoint configs, the same tracks in each
+split (`paper` shuffles segments, and a clip has other segments here). They are always
+registered: `tfds.builder('gtzan_mel/tracks_musicnn')`; `feature_config(base, features)`
+gives the config.
 
 Audio augmentation (`tfds_gtzan.augment`) is a derived config: the same clips and
 split assignment as its base config, identical validation and test splits, and a
@@ -17,6 +26,7 @@ hash of the parameters, so each variant is prepared in its own directory:
 
   config = augmented_config('tracks', copies=2, seed=0, noise_prob=0.5)  # Default parameters.
   builder = tfds.builder(f'gtzan_mel/{config.name}', data_dir=D)  # tracks_aug2_63f3e1dc
+  augmented_config('tracks', copies=2, features='musicnn').name     # tracks_musicnn_aug2_<hash>
 
 `augmented_config` registers the name in this process; `tfds.builder` and
 `tfds.data_source` then accept it like the built-in configs (once prepared, TFDS
@@ -39,6 +49,7 @@ import tensorflow_datasets as tfds
 
 from tfds_gtzan import audio
 from tfds_gtzan import augment
+from tfds_gtzan import feature_sets
 from tfds_gtzan import synthetic
 from tfds_gtzan.gtzan_mel import featurize
 from tfds_gtzan.gtzan_mel import sources
@@ -70,12 +81,21 @@ Example = tuple[sources.Clip, int, np.ndarray, int]  # (clip, segment index, mel
 
 
 @dataclasses.dataclass(eq=False)
-class AugmentedConfig(tfds.core.BuilderConfig):
+class DerivedConfig(tfds.core.BuilderConfig):
+  """A built-in config's clips and split assignment, with the feature set `features`.
+
+  Those with another feature set than 'mel' are `feature_config(base, features)`.
+  """
+  base: str = ''
+  features: str = feature_sets.DEFAULT
+
+
+@dataclasses.dataclass(eq=False)
+class AugmentedConfig(DerivedConfig):
   """A base config whose training split (or `splits`) also holds `copies` augmented copies of each clip.
 
   Create with `augmented_config`, which names and registers it.
   """
-  base: str = ''
   copies: int = 0
   seed: int = 0
   params: augment.AugmentParams = augment.AugmentParams()
@@ -83,10 +103,13 @@ class AugmentedConfig(tfds.core.BuilderConfig):
 
 
 class Builder(tfds.core.GeneratorBasedBuilder):
-  """GTZAN as [128, 173] float16 log-mel segments, one example per 2 s segment."""
+  """GTZAN as float16 log-mel segments, one example per segment: [128, 173] per 2 s (or musicnn's [96, 187] per 3 s)."""
 
   # Bump VERSION (and add RELEASE_NOTES) whenever features, feature parameters,
   # the clips read or the splits change: a prepared dataset is reused by version.
+  # A new derived config (another feature set, an augmentation) is a new name in its own
+  # directory and changes no existing config's examples, so it needs no bump: the musicnn
+  # feature set came that way, and every 1.2.0 mel dataset and checkpoint stays valid.
   VERSION = tfds.core.Version('1.2.0')
   RELEASE_NOTES = {
       '1.0.0': 'Initial release.',
@@ -135,33 +158,39 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   @tfds.core.utils.classproperty
   @classmethod
   def builder_configs(cls) -> dict[str, tfds.core.BuilderConfig]:
-    """The built-in configs and the augmented ones registered by `augmented_config`."""
-    return {**{config.name: config for config in cls.BUILDER_CONFIGS}, **_AUGMENTED_CONFIGS}
+    """The built-in configs, their other feature sets and the augmented ones registered by `augmented_config`."""
+    return {**{config.name: config for config in cls.BUILDER_CONFIGS}, **_FEATURE_CONFIGS,
+            **_AUGMENTED_CONFIGS}
 
   @property
   def base_config_name(self) -> str:
     """The built-in config whose clips and splits this one uses (its own name if built-in)."""
     config = self.builder_config
-    return config.base if isinstance(config, AugmentedConfig) else config.name
+    return config.base if isinstance(config, DerivedConfig) else config.name
+
+  @property
+  def feature_set(self) -> feature_sets.FeatureSet:
+    """What this config stores for a segment ('mel' for the built-in configs)."""
+    config = self.builder_config
+    return feature_sets.get(config.features if isinstance(config, DerivedConfig) else None)
 
   def _info(self) -> tfds.core.DatasetInfo:
     config = self.builder_config
-    metadata = dict(audio.FEATURE_PARAMS)
+    fs = self.feature_set
+    metadata = {'feature_set': fs.name, **fs.params}
     if isinstance(config, AugmentedConfig):
       metadata['augment'] = augment.metadata(config.copies, config.seed, config.params) | {
           'splits': list(config.splits)}
     return self.dataset_info_from_configs(
         features=tfds.features.FeaturesDict({
             'mel': tfds.features.Tensor(
-                shape=(audio.N_MELS, audio.FRAMES), dtype=audio.MEL_DTYPE,
-                encoding=tfds.features.Encoding.BYTES,
-                doc='Log-mel spectrogram in dB (ref 1.0, top_db 80), float16: '
-                    f'{audio.N_MELS} mel bands x {audio.FRAMES} frames of one 2 s '
-                    'segment at 22050 Hz (n_fft 512, hop 256).'),
+                shape=fs.shape, dtype=feature_sets.STORAGE_DTYPE,
+                encoding=tfds.features.Encoding.BYTES, doc=fs.doc),
             'label': tfds.features.ClassLabel(names=sources.GENRES, doc='Genre.'),
             'track': tfds.features.Text(doc='Clip name, e.g. blues.00000.'),
             'segment': tfds.features.Scalar(
-                np.int32, doc=f'Index of the 2 s segment in its clip, 0-{audio.MAX_SEGMENTS - 1}.'),
+                np.int32, doc=f'Index of the {fs.segment_seconds:g} s segment in its clip, '
+                              f'0-{fs.max_segments - 1}.'),
             'copy': tfds.features.Scalar(
                 np.int32, doc='0: the clip as recorded; 1..K: augmented copy k of it (training '
                               'split of augmented configs only).'),
@@ -174,8 +203,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     clips, summary = self._find_clips(dl_manager)
-    results = featurize.featurize(clips)
-    examples = self._assign_splits([r for r in results if r.mel is not None and len(r.mel)])
+    results = featurize.featurize(clips, **self._feature_set_kwargs())
+    examples = self._assign_splits([r for r in results if r.mel is not None])
     if isinstance(self.builder_config, AugmentedConfig):
       for split in self.builder_config.splits:
         examples[split] += self._augmented_examples(examples[split])
@@ -187,7 +216,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       raise sources.ManualDirError(
           f'manual_dir {_manual_dir(dl_manager)} gives no examples for the {" and ".join(empty)} '
           f'split of gtzan_mel/{self.builder_config.name} ({summary["clips_read"]} clips read, '
-          f'{len(summary["clips_skipped"])} skipped, {len(summary["too_short"])} shorter than 2 s).')
+          f'{len(summary["clips_skipped"])} skipped, {len(summary["too_short"])} shorter than '
+          f'{self.feature_set.segment_seconds:g} s).')
     return {split: self._generate_examples(examples[split]) for split in splits.SPLITS}
 
   def _generate_examples(self, examples: Sequence[Example]) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -211,10 +241,15 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       clips[clip.track] = clip
     features = featurize.featurize_augmented(
         [clips[track] for track in sorted(clips)], copies=config.copies, seed=config.seed,
-        params=config.params)
+        params=config.params, **self._feature_set_kwargs())
     return [(f.clip, segment, f.mel[segment], f.copy)
             for clip_copies in features for f in clip_copies
             for segment in sorted(train_segments[f.clip.track]) if segment < len(f.mel)]
+
+  def _feature_set_kwargs(self) -> dict[str, Any]:
+    """featurize's feature_set argument where it is not its default, 'mel'."""
+    fs = self.feature_set
+    return {} if fs.name == feature_sets.DEFAULT else {'feature_set': fs}
 
   def _find_clips(self, dl_manager: tfds.download.DownloadManager
                   ) -> tuple[list[sources.Clip], dict[str, Any]]:
@@ -239,12 +274,18 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     return clips, summary
 
   def _assign_splits(self, results: Sequence[featurize.ClipFeatures]) -> dict[str, list[Example]]:
-    """Examples per split, each list sorted by (track, segment)."""
+    """Examples per split, each list sorted by (track, segment), from the clips that were read.
+
+    The track-disjoint configs split the clips that have a 2 s mel segment, whatever the
+    feature set, so that every feature set puts each track in the same split (a clip of
+    2-3 s has no musicnn patch: it is in no split's examples, but moves no other track).
+    """
     segments = [(r.clip.track, i) for r in results for i in range(len(r.mel))]
     if self.base_config_name == 'paper':
       segment_split = splits.shuffled_split(segments, seed=PAPER_SEED, fractions=PAPER_FRACTIONS)
     else:
-      track_split = self._track_splits([r.clip for r in results])
+      track_split = self._track_splits(
+          [r.clip for r in results if r.seconds >= audio.SEGMENT_SECONDS or len(r.mel)])
       segment_split = {(track, i): track_split[track] for track, i in segments}
     by_track = {r.clip.track: r for r in results}
     examples = {split: [] for split in splits.SPLITS}
@@ -264,12 +305,44 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     return splits.stratified_split(tracks_by_genre, seed=TRACKS_SEED, fractions=TRACKS_FRACTIONS)
 
 
+def _feature_config(base: tfds.core.BuilderConfig, fs: feature_sets.FeatureSet) -> DerivedConfig:
+  return DerivedConfig(
+      name=f'{base.name}_{fs.name}', base=base.name, features=fs.name,
+      description=(f'gtzan_mel/{base.name} ({base.description}) with the {fs.name!r} feature set '
+                   f'(tfds_gtzan.feature_sets): {fs.doc} The same clips as gtzan_mel/{base.name}, split as it '
+                   f'splits them. Parameters: {json.dumps(dict(fs.params), sort_keys=True)}.'))
+
+
+# '<base>_<features>' for every built-in config and every feature set but 'mel'; always registered.
+_FEATURE_CONFIGS: dict[str, DerivedConfig] = {
+    config.name: config for config in (
+        _feature_config(base, fs) for fs in feature_sets.FEATURE_SETS.values()
+        if fs.name != feature_sets.DEFAULT for base in Builder.BUILDER_CONFIGS)}
 _AUGMENTED_CONFIGS: dict[str, AugmentedConfig] = {}
+
+
+def _built_in(base: str, what: str) -> tfds.core.BuilderConfig:
+  base = base.removeprefix('gtzan_mel/')
+  built_in = {config.name: config for config in Builder.BUILDER_CONFIGS}
+  if base not in built_in:
+    raise ValueError(f'Unknown gtzan_mel config {base!r} {what}; one of {", ".join(built_in)}.')
+  return built_in[base]
+
+
+def feature_config(base: str, features: str = feature_sets.DEFAULT) -> tfds.core.BuilderConfig:
+  """The config of built-in config `base` ('tracks' or 'gtzan_mel/tracks') with feature set `features`.
+
+  'mel': `base` itself; 'musicnn': '<base>_musicnn' (e.g. tracks_musicnn). ValueError, naming
+  the choices, for an unknown base or feature set.
+  """
+  config = _built_in(base, f'for feature set {features!r}')
+  fs = feature_sets.get(features)
+  return config if fs.name == feature_sets.DEFAULT else _FEATURE_CONFIGS[f'{config.name}_{fs.name}']
 
 
 def augmented_config(base: str, *, copies: int, seed: int = 0,
                      params: augment.AugmentParams | None = None, splits: Sequence[str] = ('train',),
-                     **param_overrides: float) -> AugmentedConfig:
+                     features: str = feature_sets.DEFAULT, **param_overrides: float) -> AugmentedConfig:
   """The config `base` plus `copies` augmented copies of every training clip, registered.
 
   With `splits` = all three (what cross-validation pools), the clips of every split get
@@ -282,18 +355,21 @@ def augmented_config(base: str, *, copies: int, seed: int = 0,
     copies: K >= 1 augmented copies per training clip.
     seed: augmentation seed; copy k of a track depends only on (seed, track, k, params).
     params: augmentation parameters (default `augment.AugmentParams()`).
+    splits: the splits whose clips get copies; 'train' among them.
+    features: the feature set (`tfds_gtzan.feature_sets`) of originals and copies. Copies
+      are augmented at 22050 Hz and then resampled to the set's rate (`featurize`).
     **param_overrides: fields of `AugmentParams` to override, e.g. noise_prob=1.0.
 
   Returns:
-    The config, named '<base>_aug<K>_<8 hex digits>' from a hash of all of the above,
-    so equal arguments give the same name (and reuse a prepared dataset) and
+    The config, named '<base>_aug<K>_<8 hex digits>' ('<base>_<features>_aug<K>_<8 hex digits>'
+    for a feature set other than 'mel', e.g. tracks_musicnn_aug2_<hash>) from a hash of all of
+    the above, so equal arguments give the same name (and reuse a prepared dataset) and
     different ones a different directory. After this call
     `tfds.builder(f'gtzan_mel/{config.name}')` works in this process.
   """
-  base = base.removeprefix('gtzan_mel/')
-  built_in = {config.name: config for config in Builder.BUILDER_CONFIGS}
-  if base not in built_in:
-    raise ValueError(f'Unknown gtzan_mel config {base!r} to augment; one of {", ".join(built_in)}.')
+  base_config = _built_in(base, 'to augment')
+  base = base_config.name
+  fs = feature_sets.get(features)
   if not isinstance(copies, int) or isinstance(copies, bool) or copies < 1:
     raise ValueError(f'copies must be an int >= 1, got {copies!r}.')
   if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
@@ -305,21 +381,28 @@ def augmented_config(base: str, *, copies: int, seed: int = 0,
   record = augment.metadata(copies, seed, params) | {'base': base}
   if splits != ('train',):  # train-only names stay those of the configs built before `splits`
     record['splits'] = list(splits)
+  if fs.name != feature_sets.DEFAULT:  # mel names stay those of the configs built before feature sets
+    record['features'] = fs.name
   digest = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:8]
-  name = f'{base}_aug{copies}{"all" if len(splits) == 3 else "".join(s[0] for s in splits)}_{digest}'
+  stem = base if fs.name == feature_sets.DEFAULT else f'{base}_{fs.name}'
+  name = f'{stem}_aug{copies}{"all" if len(splits) == 3 else "".join(s[0] for s in splits)}_{digest}'
   if splits == ('train',):
-    name = f'{base}_aug{copies}_{digest}'
+    name = f'{stem}_aug{copies}_{digest}'
   if name not in _AUGMENTED_CONFIGS:
-    base_description = built_in[base].description
+    base_description = base_config.description
     what = augment.describe(copies, seed, params)
     where = ('Its training split also holds' if splits == ('train',)
              else f'Its {", ".join(splits)} splits also hold')
     what = what if splits == ('train',) else what.replace('every training clip', 'every clip')
     same = 'Validation and test are those' if splits == ('train',) else 'The clips and split assignment are those'
+    features_text = ('' if fs.name == feature_sets.DEFAULT else
+                     f' Feature set {fs.name!r} (as gtzan_mel/{stem}); copies are augmented at 22050 Hz, '
+                     f'then resampled to {fs.sample_rate} Hz.')
     _AUGMENTED_CONFIGS[name] = AugmentedConfig(
-        name=name, base=base, copies=copies, seed=seed, params=params, splits=splits,
+        name=name, base=base, features=fs.name, copies=copies, seed=seed, params=params, splits=splits,
         description=(f'gtzan_mel/{base} ({base_description}) {where} '
-                     f'{what} {same} of gtzan_mel/{base}. Parameters: {json.dumps(record, sort_keys=True)}.'))
+                     f'{what} {same} of gtzan_mel/{stem}.{features_text} '
+                     f'Parameters: {json.dumps(record, sort_keys=True)}.'))
   return _AUGMENTED_CONFIGS[name]
 
 

@@ -7,6 +7,7 @@ or the genre folders directly, `<genre>/<genre>.NNNNN.wav`; older copies use `.a
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import pathlib
 
@@ -37,8 +38,10 @@ class AudioFileClip:
   path: str
   file: str
 
-  def waveform(self) -> np.ndarray:
-    return audio.load_audio(self.path, max_seconds=audio.MAX_SEGMENTS * audio.SEGMENT_SECONDS)
+  def waveform(self, sr: int = audio.SAMPLE_RATE,
+               max_seconds: float | None = audio.MAX_SEGMENTS * audio.SEGMENT_SECONDS) -> np.ndarray:
+    """The first `max_seconds` (default: the mel set's 28 s) of the file, mono at `sr` Hz."""
+    return audio.load_audio(self.path, sr, max_seconds=max_seconds)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,8 +55,13 @@ class SyntheticClip:
   def file(self) -> str:
     return self.track
 
-  def waveform(self) -> np.ndarray:
-    return synthetic.generate_clip(self.label, self.index)
+  def waveform(self, sr: int = synthetic.SAMPLE_RATE, max_seconds: float | None = None) -> np.ndarray:
+    """The whole clip (or its first `max_seconds`), generated at 22050 Hz, resampled to `sr` Hz
+    as `audio.load_audio` resamples a file."""
+    y = synthetic.generate_clip(self.label, self.index)
+    if sr != synthetic.SAMPLE_RATE:
+      y = audio.resample(y, synthetic.SAMPLE_RATE, sr).astype(np.float32, copy=False)
+    return y if max_seconds is None else y[:math.ceil(max_seconds * sr)]
 
 
 Clip = AudioFileClip | SyntheticClip
