@@ -39,6 +39,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.model = 'vgg'
   config.vgg = ml_collections.ConfigDict(dict(widths=(32, 64, 128, 256), convs_per_block=2, dropout_rate=0.0))
   config.dtype = 'float32'  # activations; 'bfloat16' keeps float32 params and loss
+  config.features = 'mel'  # the dataset's feature set: 'mel' (the paper's) or 'musicnn' (configs/musicnn_probe.py)
 
   # Augmentation of the training split only (validation and test are never augmented).
   # Audio (the paper's; slow, so materialised by the builder as `audio_copies` seeded copies per

@@ -41,16 +41,24 @@ def log_probs_fn(state, mel: jax.Array) -> jax.Array:
 
 
 class Evaluator:
-  """Computes segment log-probabilities over `par`'s devices in padded batches of `batch_size`."""
+  """Computes segment log-probabilities over `par`'s devices in padded batches of `batch_size`.
 
-  def __init__(self, par: DataParallel, batch_size: int):
+  `fn(state, mel)` -> per-row outputs: `log_probs_fn` unless told (the transfer models'
+  embeddings use it too).
+  """
+
+  def __init__(self, par: DataParallel, batch_size: int, fn=log_probs_fn):
     self.par, self.batch_size = par, batch_size
-    self._fn = par.compile(lambda state, batch: log_probs_fn(state, batch['mel']), donate_state=False,
+    self._fn = par.compile(lambda state, batch: fn(state, batch['mel']), donate_state=False,
                            batch_outputs=True)
     self._process = (jax.process_index(), jax.process_count()) if par.spans_processes else (0, 1)
 
   def log_probs(self, state, mel: np.ndarray) -> np.ndarray:
     """[N, classes] float32 for `mel` [N, mels, frames] (every process passes, and gets, all N)."""
+    return self.apply(state, mel)
+
+  def apply(self, state, mel: np.ndarray) -> np.ndarray:
+    """`fn`'s rows for all of `mel` [N, ...], in order (every process passes, and gets, all N)."""
     index, count = self._process
     rows = [self.par.gather_rows(self._fn(state, self.par.put_batch({'mel': batch['mel']})))
             for batch in gtzan_data.iterate_batches({'mel': mel}, self.batch_size, shuffle=False,
@@ -102,6 +110,10 @@ class Trained:
     `batch_size`: 0 means the config's evaluation batch size.
     """
     batch_size = batch_size or self.config.eval_batch_size or self.config.batch_size
+    needs = tuple(input_pipeline.input_shape(self.config))
+    if tuple(mel.shape[1:]) != needs:
+      raise ValueError(f'This checkpoint needs {self.config.get("features", "mel")!r} features shaped '
+                       f'{list(needs)}; the segments given are {list(mel.shape[1:])}, another feature set.')
     if batch_size not in self._evaluators:
       self._evaluators[batch_size] = Evaluator(DataParallel('jit', jax.local_devices()[:1]), batch_size)
     return self._evaluators[batch_size].log_probs(self.state, mel)
@@ -125,9 +137,10 @@ def load_trained(workdir: str, checkpoint: str = 'latest') -> Trained:
       raise FileNotFoundError(f'{directory} holds no {checkpoint} checkpoint.')
     meta = ckpt.restore_meta(step)
     config = ml_collections.ConfigDict(meta['config'])
-    model = models.create_model(config)
+    class_names = (meta.get('data_source') or {}).get('class_names')
+    model = models.create_model(config, class_names=class_names)
     abstract_state = jax.eval_shape(
-        lambda rng: train.create_train_state(rng, config, model, meta['steps_per_epoch']),
+        lambda rng: train.create_train_state(rng, config, model, meta['steps_per_epoch'], pretrained=False),
         jax.random.PRNGKey(0))
     state, _ = ckpt.restore(step, abstract_state)
   finally:

@@ -183,10 +183,22 @@ class GRU(_Recurrent):
 MODELS = {'vgg': VGG, 'cnn': CNN, 'lstm': LSTM, 'gru': GRU}
 
 
-def create_model(config, *, axis_name: str | None = None) -> nn.Module:
-  """Builds `config.model` with its sub-config (e.g. `config.vgg`)."""
+TRANSFER_MODELS = ('musicnn',)
+
+
+def create_model(config, *, axis_name: str | None = None, class_names: Sequence[str] | None = None
+                 ) -> nn.Module:
+  """Builds `config.model` with its sub-config (e.g. `config.vgg`), one output per class name.
+
+  `class_names`: the data's (default: the ten GTZAN genres). 'musicnn' is the pretrained
+  transfer model of `gtzan_jax.pretrained.transfer`, whose prior reads the names.
+  """
+  if config.model == 'musicnn':
+    from gtzan_jax.pretrained import transfer  # pylint: disable=g-import-not-at-top
+    return transfer.create(config, class_names, axis_name=axis_name)
   if config.model not in MODELS:
-    raise ValueError(f'Unknown model {config.model!r}; choose one of {sorted(MODELS)}.')
+    raise ValueError(f'Unknown model {config.model!r}; choose one of {sorted(MODELS) + list(TRANSFER_MODELS)}.')
   kwargs = dict(config.get(config.model, {}))
+  kwargs.setdefault('num_classes', len(class_names) if class_names else NUM_CLASSES)
   dtype = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}[config.dtype]
   return MODELS[config.model](dtype=dtype, axis_name=axis_name, **kwargs)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import json
 import os
 import signal
@@ -76,6 +77,9 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     need(config.get(key, 0) >= 0, key, 'not negative')
   need(config.get('learning_rate', 1) > 0, 'learning_rate', 'positive')
   need(0 <= config.get('label_smoothing', 0) < 1, 'label_smoothing', 'in [0, 1)')
+  if config.get('model') in models.TRANSFER_MODELS:
+    need(config.get('features', 'mel') == config.model, 'features', f'{config.model!r} for model={config.model!r}')
+    need(config.get('dtype') == 'float32', 'dtype', f'float32 for model={config.model!r}')
   for key in ('audio_copies', 'seed', 'time_masks', 'time_mask_width', 'freq_masks', 'freq_mask_width',
               'mixup_alpha'):
     need(augment.get(key, 0) >= 0, f'augment.{key}', 'not negative')
@@ -118,24 +122,36 @@ def create_learning_rate_fn(config: ml_collections.ConfigDict, steps_per_epoch: 
   return optax.join_schedules([ramp, main], [warmup])
 
 
-def create_optimizer(config: ml_collections.ConfigDict, learning_rate_fn: optax.Schedule):
+def create_optimizer(config: ml_collections.ConfigDict, learning_rate_fn: optax.Schedule, params=None):
+  """Adam (AdamW with weight_decay); the transfer models' own (`transfer.optimizer`) for them."""
+  if config.model in models.TRANSFER_MODELS:
+    from gtzan_jax.pretrained import transfer  # pylint: disable=g-import-not-at-top
+    return transfer.optimizer(config, learning_rate_fn, params)
   if config.weight_decay:
     return optax.adamw(learning_rate_fn, weight_decay=config.weight_decay)
   return optax.adam(learning_rate_fn)
 
 
 def create_train_state(rng: jax.Array, config: ml_collections.ConfigDict, model, steps_per_epoch: int,
-                       band_statistics: tuple[np.ndarray, np.ndarray] | None = None) -> TrainState:
+                       band_statistics: tuple[np.ndarray, np.ndarray] | None = None, *,
+                       pretrained: bool = True) -> TrainState:
   """Initialises parameters, BatchNorm statistics and the optimizer on the host.
 
-  `band_statistics`: per-mel-band (mean, var) of the training split for the input normalisation.
+  `band_statistics`: per-mel-band (mean, var) of the training split for the input normalisation
+  (the transfer models normalise their input as they were trained to, and ignore it).
+  `pretrained`: a transfer model starts from its network's published weights (False: random,
+  for a state about to be restored from a checkpoint).
   """
   params_rng, state_rng = jax.random.split(rng)
-  dummy = jnp.zeros((1, input_pipeline.N_MELS, input_pipeline.N_FRAMES), jnp.float32)
+  dummy = jnp.zeros((1, *input_pipeline.input_shape(config)), jnp.float32)
   variables = jax.jit(functools.partial(model.init, train=False))(params_rng, dummy)
-  if band_statistics is not None:
+  transfer_model = config.model in models.TRANSFER_MODELS
+  if transfer_model and pretrained:
+    from gtzan_jax.pretrained import transfer  # pylint: disable=g-import-not-at-top
+    variables = transfer.with_pretrained(variables, model)
+  if band_statistics is not None and not transfer_model:
     variables = models.set_band_statistics(variables, *band_statistics)
-  tx = create_optimizer(config, create_learning_rate_fn(config, steps_per_epoch))
+  tx = create_optimizer(config, create_learning_rate_fn(config, steps_per_epoch), variables['params'])
   return TrainState.create(apply_fn=model.apply, params=variables['params'], tx=tx,
                            batch_stats=variables['batch_stats'], rng=state_rng)
 
@@ -151,18 +167,18 @@ def cross_entropy(logits: jax.Array, labels: jax.Array, label_smoothing: float =
 
 
 def train_step(state: TrainState, batch: dict[str, jax.Array], *, axis_name: str | None,
-               label_smoothing: float = 0.0,
+               label_smoothing: float = 0.0, num_classes: int = models.NUM_CLASSES,
                augment: ml_collections.ConfigDict | None = None) -> tuple[TrainState, dict[str, jax.Array]]:
   """One optimizer step on a (per-device, under pmap) batch.
 
   `augment` (config.augment) turns on SpecAugment masks and mixup of the batch
-  inside the step; its audio keys are the builder's business.
+  inside the step; its audio keys are the builder's business. `num_classes`: the data's.
   """
   rng = jax.random.fold_in(state.rng, state.step)
   if axis_name:
     rng = jax.random.fold_in(rng, jax.lax.axis_index(axis_name))
   mel, labels = batch['mel'], batch['label']
-  targets = jax.nn.one_hot(labels, models.NUM_CLASSES)
+  targets = jax.nn.one_hot(labels, num_classes)
   if augment is not None and (augment.time_masks or augment.freq_masks):
     norm = state.batch_stats.get('input_norm')
     fill = norm['mean'] if norm is not None else jnp.mean(mel, axis=(0, 2))
@@ -301,13 +317,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   eval_batch_size = config.eval_batch_size or config.batch_size
   par.check_batch_size(config.batch_size)
   par.check_batch_size(eval_batch_size, 'config.eval_batch_size')
-  model = models.create_model(config, axis_name=par.axis_name)
   if datasets is None:
     datasets, data_source = input_pipeline.load_datasets_with_source(config)
   data_source = data_source or input_pipeline.arrays_source('arrays passed to train_and_evaluate')
+  class_names = data_source['class_names']
+  model = models.create_model(config, axis_name=par.axis_name, class_names=class_names)
   spe = input_pipeline.steps_per_epoch(len(datasets['train']['label']), config.batch_size)
-  state = create_train_state(jax.random.PRNGKey(config.seed), config, model, spe,
-                             input_pipeline.band_statistics(datasets['train']['mel']))
+  if config.model in models.TRANSFER_MODELS:
+    state, train_data, validation_data = _transfer_state(config, model, spe, datasets, eval_batch_size,
+                                                         workdir, data_source)
+  else:
+    state = create_train_state(jax.random.PRNGKey(config.seed), config, model, spe,
+                               input_pipeline.band_statistics(datasets['train']['mel']))
+    train_data, validation_data = datasets['train'], datasets['validation']
   checkpoints, writer = _Checkpoints(workdir, config, spe, data_source, par), metric_writers.create(workdir)
   with _closing(checkpoints.ckpt, writer), run_control.StopSignals() as stop:
     state, start_step = checkpoints.restore(state)
@@ -318,8 +340,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
               or bool(stop.received and jax.process_count() == 1))
 
     step_fn = functools.partial(train_step, axis_name=par.axis_name, label_smoothing=config.label_smoothing,
-                                augment=config.get('augment'))
-    epochs = epochs_lib.make_epochs(config, par, step_fn, state, datasets['train'], spe, report_at,
+                                num_classes=len(class_names), augment=config.get('augment'))
+    epochs = epochs_lib.make_epochs(config, par, step_fn, state, train_data, spe, report_at,
                                     on_first_step=lambda: progress.first_step_done(start_step + 1))
     evaluator = evaluation.Evaluator(par, eval_batch_size)
     progress = run_control.Progress(config.num_epochs * spe, spe, config.batch_size, start_step)
@@ -333,14 +355,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
           raise _stopped(signum, step, checkpoints.ckpt, f'at step {step}')
         if checkpoints.due(step):
           checkpoints.save(step, state)
-      validation = _validate(evaluator, state, datasets['validation'], writer, step, epoch, config, epoch_metrics)
+      validation = _validate(evaluator, state, validation_data, writer, step, epoch, config, epoch_metrics)
       checkpoints.save(step, state, validation)
       progress.restart(step)
       if signum := stop.agreed():
         raise _stopped(signum, step, checkpoints.ckpt, f'at the end of epoch {epoch + 1} (step {step})')
     train_seconds = progress.seconds_since_start
     if validation is None:  # nothing left to train: the run was already complete
-      validation = evaluation.summary(evaluator.evaluate(state, datasets['validation']))
+      validation = evaluation.summary(evaluator.evaluate(state, validation_data))
     test = evaluation.summary(evaluator.evaluate(state, datasets['test']))
     logging.info('test accuracy %.4f per segment, %.4f per track (%d segments, %d tracks)',
                  test['accuracy'], test['track_accuracy'], test['num_examples'], test['num_tracks'])
@@ -351,6 +373,43 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   if jax.process_index() == 0:
     report.write_json(os.path.join(workdir, 'results.json'), results)
   return results
+
+
+def _transfer_state(config, model, spe: int, datasets: dict[str, Arrays], batch_size: int, workdir: str,
+                    data_source: dict[str, Any]) -> tuple[TrainState, Arrays, Arrays]:
+  """A transfer model's initial state, and the training and validation data its epochs use.
+
+  The network's embeddings of the training patches are computed once (cached in
+  workdir/embeddings) and set the head's standardisation. A probe (frozen network) then
+  trains on them instead of the patches and is validated on the validation split's
+  embeddings (the head on an embedding gives what the whole network gives on its patch);
+  a fine-tuned model uses the patches. The test split always runs the whole network.
+  """
+  from gtzan_jax.pretrained import transfer  # pylint: disable=g-import-not-at-top
+  state = create_train_state(jax.random.PRNGKey(config.seed), config, model, spe)
+  cache = os.path.join(workdir, 'embeddings')
+
+  def embed(split: str) -> np.ndarray:
+    key = {'data_source': data_source, 'backbone': model.backbone, 'split': split,
+           'rows': _split_digest(datasets[split])}
+    return transfer.embed_split(state, datasets[split]['mel'], batch_size, cache, key)
+
+  train = datasets['train']
+  embeddings = embed('train')
+  state = state.replace(batch_stats=transfer.set_embedding_statistics(state.batch_stats, embeddings))
+  if model.train_backbone:
+    return state, train, datasets['validation']
+  return state, {**train, 'mel': embeddings}, {**datasets['validation'], 'mel': embed('validation')}
+
+
+def _split_digest(data: Arrays) -> str:
+  """A digest of a split's rows (track, segment, copy, label) and of its features' bytes."""
+  digest = hashlib.sha256()
+  for key in ('track', 'segment', 'copy', 'label', 'mel'):
+    if key in data:
+      digest.update(np.ascontiguousarray(data[key]).tobytes() if data[key].dtype != object
+                    else '\n'.join(map(str, data[key])).encode())
+  return digest.hexdigest()[:16]
 
 
 def _results(config, par, ckpt, progress, step, spe, start_step, train_seconds, validation, test) -> dict[str, Any]:

@@ -1,0 +1,51 @@
+"""The recommended recipe: musicnn's pretrained MSD network, frozen, under a prior-and-probe genre head.
+
+  # Trained on the 80 training clips of gtzan_mini, tested on unheard artists (the figure below):
+  python -m gtzan_jax.main --config=configs/musicnn_probe.py --workdir=runs/probe \
+      --config.dataset=gtzan_mel/tracks --config.manual_dir=../shared/gtzan_mini
+  python scripts/heldout_eval.py --workdir=runs/probe --audio=../shared/gtzan_heldout
+  # 5-fold cross-validation on gtzan_mini:
+  python -m gtzan_jax.crossval --config=configs/musicnn_probe.py --workdir=runs/probe_cv \
+      --config.dataset=gtzan_mel/tracks --config.manual_dir=../shared/gtzan_mini
+
+The network is musicnn's MSD_musicnn (Pons & Serra 2019; trained by its authors on the
+Million Song Dataset's top-50 last.fm tags; weights from the musicnn 0.1.0 wheel, ISC
+licence, `gtzan_jax.pretrained.weights`), read on its own features: 3 s patches of a
+16 kHz, 96-band log-mel (`config.features = 'musicnn'`; the dataset builder makes them, 10
+patches per 30 s clip). It stays frozen: its embedding of each training patch (50 tag
+logits + 1506 pooled features) is computed once, and only the head trains
+(`gtzan_jax.pretrained.transfer`): p = (probe + prior) / 2, where the probe is a logistic
+layer on the standardised pooled features (L2 0.02) and the prior scores each genre by the
+MSD tags that name it (rock <- rock, classic rock, hard rock, ...; disco and reggae have
+none). The probe is trained through the mixture, so it learns what the tags miss and keeps
+what they know. Adam 1e-2, batch 32, 16 epochs (400 steps), no augmentation.
+
+Expected result (docs/study.md, 2-core AMD EPYC CPU): on music it has not heard, trained on
+the 80 training clips of gtzan_mel/tracks over ../shared/gtzan_mini, it classifies
+**see docs/study.md** of ../shared/gtzan_heldout; 5-fold CV on gtzan_mini: see docs/study.md.
+Training takes about a minute on that CPU, most of it computing the embeddings.
+"""
+
+import ml_collections
+
+from configs import paper
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = paper.get_config()
+  config.features = 'musicnn'
+  config.model = 'musicnn'
+  config.musicnn = ml_collections.ConfigDict(dict(
+      backbone='MSD_musicnn',
+      prior_weight=1.0,        # weight of the tag prior against the probe (0: the probe alone)
+      head_l2=0.02,            # L2 on the probe's weights
+      train_backbone=False,    # True: fine-tune the network too (configs/musicnn_finetune.py)
+      backbone_lr_scale=0.1,   # the network's learning rate / config.learning_rate when fine-tuned
+      freeze_batch_norm=True,  # fine-tuning: the network in inference mode (MSD statistics, no dropout)
+  ))
+  config.vgg = ml_collections.ConfigDict()
+  config.learning_rate = 1e-2
+  config.batch_size = 32
+  config.num_epochs = 16
+  config.log_every_steps = 100
+  return config
