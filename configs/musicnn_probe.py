@@ -42,6 +42,7 @@ def get_config() -> ml_collections.ConfigDict:
       train_backbone=False,    # True: fine-tune the network too (configs/musicnn_finetune.py)
       backbone_lr_scale=0.1,   # the network's learning rate / config.learning_rate when fine-tuned
       freeze_batch_norm=True,  # fine-tuning: the network in inference mode (MSD statistics, no dropout)
+      init_from='',            # a trained workdir of this model to start from (e.g. a probe, to fine-tune)
   ))
   config.vgg = ml_collections.ConfigDict()
   config.learning_rate = 1e-2

@@ -397,9 +397,26 @@ def _transfer_state(config, model, spe: int, datasets: dict[str, Arrays], batch_
   train = datasets['train']
   embeddings = embed('train')
   state = state.replace(batch_stats=transfer.set_embedding_statistics(state.batch_stats, embeddings))
+  init_from = (config.get('musicnn') or {}).get('init_from')
+  if init_from:  # e.g. fine-tune from a trained probe: its network, head and statistics
+    state = _initialised_from(state, init_from, data_source)
   if model.train_backbone:
     return state, train, datasets['validation']
   return state, {**train, 'mel': embeddings}, {**datasets['validation'], 'mel': embed('validation')}
+
+
+def _initialised_from(state: TrainState, workdir: str, data_source: dict[str, Any]) -> TrainState:
+  """`state` with the parameters and statistics of `workdir`'s latest checkpoint (same model and classes)."""
+  trained = evaluation.load_trained(workdir)
+  names = (trained.data_source or {}).get('class_names')
+  if names and names != data_source['class_names']:
+    raise ValueError(f'config.musicnn.init_from={workdir} was trained on the classes {names}, '
+                     f'not {data_source["class_names"]}.')
+  if jax.tree.structure(trained.state.params) != jax.tree.structure(state.params):
+    raise ValueError(f'config.musicnn.init_from={workdir} holds another model ({trained.config.model}).')
+  logging.info('Starting from %s (step %d).', workdir, trained.step)
+  return state.replace(params=jax.device_get(trained.state.params),
+                       batch_stats=jax.device_get(trained.state.batch_stats))
 
 
 def _split_digest(data: Arrays) -> str:

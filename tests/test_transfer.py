@@ -111,6 +111,16 @@ def test_probe_trains_the_head_only_through_main_training(probe_config, no_downl
   again = train.train_and_evaluate(probe_config, workdir, datasets, jax.devices()[:1])
   assert again['steps_trained_this_run'] == 0
   assert again['test']['accuracy'] == pytest.approx(results['test']['accuracy'])
+  # Another run can start from this one's weights (linear probe, then fine-tune).
+  probe_config.musicnn.init_from = workdir
+  probe_config.learning_rate = 1e-12
+  probe_config.num_epochs = 1
+  train.train_and_evaluate(probe_config, str(tmp_path / 'from_probe'), datasets, jax.devices()[:1])
+  started = jax.device_get(evaluation.load_trained(str(tmp_path / 'from_probe')).state.params['head'])
+  np.testing.assert_allclose(started['kernel'], params['head']['kernel'], atol=1e-6)
+  with pytest.raises(ValueError, match=r'init_from=.* was trained on the classes'):
+    train.train_and_evaluate(probe_config, str(tmp_path / 'other_classes'), datasets, jax.devices()[:1],
+                             data_source={'kind': 'arrays', 'description': 'x', 'class_names': GENRES[::-1]})
 
 
 @pytest.mark.multidevice
