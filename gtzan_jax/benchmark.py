@@ -10,7 +10,9 @@ of the lowered step and MFU where the chip's peak is known, and eval examples/s.
 first of each: one epoch trained device-resident (`make_device_epoch_fn`) and
 streamed from the host, checking that both give the same losses (--epoch); on CPU the
 PyTorch twin (`torch_peer`, --peer); the log-mel features (--mel); peak host and device
-memory; optionally the dataset build (--build) and the paper recipe (--recipe_examples).
+memory; optionally the dataset build (--build), the paper recipe (--recipe_examples) and
+tagging folders of audio files beside today's one-file predict path (--predict, --predict_only:
+`gtzan_jax/predict_bench.py`).
 Timers run interleaved and each keeps its best of --rounds, so that a shared machine's
 swings of load hit all of them alike. It prints a markdown table and writes
 JSON (--out).
@@ -60,6 +62,7 @@ import numpy as np
 import optax
 
 import gtzan_jax
+from gtzan_jax import input_pipeline
 from gtzan_jax import models
 from gtzan_jax import tables
 from gtzan_jax import train
@@ -117,6 +120,15 @@ flags.DEFINE_integer('build_clips', 1000, 'With --build and no --build_dir: synt
 flags.DEFINE_string('build_dir', None, 'With --build: time the build from this GTZAN folder instead.')
 flags.DEFINE_integer('build_copies', 0, 'With --build: also time the build of the same clips with K audio-'
                      'augmented copies of each training clip (configs/default.py: 1), from scratch.')
+flags.DEFINE_boolean('predict', False, 'Also time tagging folders of audio files (gtzan_jax/predict_bench.py): '
+                     'files/s and segments/s on --predict_clips 30 s clips and --predict_long_files 3-minute '
+                     "songs, beside today's one-file-at-a-time predict_file, under 'predict' in --out.")
+flags.DEFINE_boolean('predict_only', False, 'With --predict: time only that, none of the training timers.')
+flags.DEFINE_integer('predict_clips', 100, 'With --predict: synthetic 30 s clips to tag (written untimed).')
+flags.DEFINE_integer('predict_long_files', 8, 'With --predict: synthetic 3-minute songs to tag (written untimed).')
+flags.DEFINE_list('predict_pools', ['process', 'thread'], 'With --predict: the worker pools to time (A/B).')
+flags.DEFINE_integer('predict_workers', 0, 'With --predict: decoding workers (0: the CPU count).')
+flags.DEFINE_integer('predict_batch_size', 0, 'With --predict: segments per forward pass (0: predict\'s default).')
 
 Batch = dict[str, jax.Array]
 StepFn = Callable[[Any, Batch], tuple[Any, dict[str, jax.Array]]]
@@ -162,8 +174,12 @@ def resolve_defaults(values: Mapping[str, Any], device_platform: str) -> dict[st
 
 
 def create_state(config: ml_collections.ConfigDict, model: nn.Module) -> train.TrainState:
-  """The trainer's state for `model` from `config.seed` (constant learning rate schedule)."""
-  return train.create_train_state(jax.random.PRNGKey(config.seed), config, model, steps_per_epoch=100)
+  """The trainer's state for `model` from `config.seed` (constant learning rate schedule).
+
+  A transfer model's network keeps its random initial weights: the same arithmetic as musicnn's.
+  """
+  return train.create_train_state(jax.random.PRNGKey(config.seed), config, model, steps_per_epoch=100,
+                                  pretrained=False)
 
 
 train_step = functools.partial(train.train_step, axis_name=None)
@@ -200,10 +216,17 @@ def stream_epoch(step: StepFn, state: Any, data: dict[str, np.ndarray], order: n
   return state, jax.tree.map(lambda *m: jnp.stack(m), *metrics)
 
 
-def random_split(num_examples: int, seed: int = 0) -> dict[str, np.ndarray]:
-  """Log-mel-like float16 inputs and labels, as `tfds_gtzan.data.read_split` gives them."""
+def _widths(config: ml_collections.ConfigDict) -> list[int] | None:
+  """The VGG widths of `config` (None for a model without them, e.g. 'musicnn')."""
+  vgg = config.get('vgg') or {}
+  return list(vgg['widths']) if config.model == 'vgg' and 'widths' in vgg else None
+
+
+def random_split(num_examples: int, seed: int = 0, shape: tuple[int, int] = (N_MELS, N_FRAMES)
+                 ) -> dict[str, np.ndarray]:
+  """Log-mel-like float16 inputs (`shape`: of a config's features) and labels, as `read_split` gives them."""
   rng = np.random.default_rng(seed)
-  return {'mel': rng.normal(-40.0, 10.0, (num_examples, N_MELS, N_FRAMES)).astype(np.float16),
+  return {'mel': rng.normal(-40.0, 10.0, (num_examples, *shape)).astype(np.float16),
           'label': rng.integers(0, models.NUM_CLASSES, num_examples).astype(np.int32)}
 
 
@@ -242,7 +265,7 @@ def train_timer(config: ml_collections.ConfigDict, batch_size: int,
                 steps: int) -> tuple[Callable[[], float], dict[str, Any]]:
   """A timer of `steps` jitted train steps on one random batch, and the compile facts."""
   state = create_state(config, models.create_model(config))
-  batch = jax.device_put(random_split(batch_size))
+  batch = jax.device_put(random_split(batch_size, shape=input_pipeline.input_shape(config)))
   start = time.perf_counter()
   lowered = jax.jit(train_step, donate_argnums=0).lower(state, batch)
   compiled = lowered.compile()
@@ -298,7 +321,7 @@ def profile_ops(run: Callable[[], Any], steps: int, log_dir: str, top: int = 15)
 def epoch_comparison(config: ml_collections.ConfigDict, batch_size: int, steps: int,
                      rounds: int) -> dict[str, Any]:
   """One epoch of `steps` batches, device-resident vs streamed: examples/s and whether losses agree."""
-  data = random_split(steps * batch_size, seed=1)
+  data = random_split(steps * batch_size, seed=1, shape=input_pipeline.input_shape(config))
   order = np.random.default_rng((config.seed, 0)).permutation(len(data['label'])).astype(np.int32)
   model = models.create_model(config)
   device_data, device_order = jax.device_put(data), jax.device_put(order.reshape(steps, batch_size))
@@ -331,7 +354,7 @@ def epoch_comparison(config: ml_collections.ConfigDict, batch_size: int, steps: 
 def paper_recipe(config: ml_collections.ConfigDict, num_examples: int,
                  epochs: int) -> dict[str, Any]:
   """`epochs` device-resident epochs over `num_examples` random examples at config.batch_size."""
-  data = jax.device_put(random_split(num_examples, seed=2))
+  data = jax.device_put(random_split(num_examples, seed=2, shape=input_pipeline.input_shape(config)))
   steps = num_examples // config.batch_size
   state = create_state(config, models.create_model(config))
   orders = [np.random.default_rng((config.seed, e)).permutation(num_examples)[:steps * config.batch_size]
@@ -513,7 +536,7 @@ def run(config: ml_collections.ConfigDict, *, batch_sizes: list[int], dtypes: li
       'platform': device.platform, 'device_kind': device.device_kind, 'device_count': jax.device_count(),
       'cpu_count': os.cpu_count(), 'cpu_model': cpu_model(), 'load_average': os.getloadavg(),
       'xla_flags': os.environ.get('XLA_FLAGS', ''),
-      'versions': versions(), 'widths': list(config.vgg.widths), 'steps': steps, 'rounds': rounds,
+      'versions': versions(), 'widths': _widths(config), 'steps': steps, 'rounds': rounds,
       'dtype': first['dtype'], 'batch_size': first['batch_size'],
       'train_examples_per_s': first['train_examples_per_s'], 'eval_examples_per_s': first['eval_examples_per_s'],
       'compile_s': first['compile_s'], 'mfu': first['mfu'], 'num_params': first['num_params'],
@@ -597,6 +620,9 @@ def main(argv):
   if not FLAGS.tune_cpu:  # JAX reads XLA_FLAGS when its backend starts
     os.environ['XLA_FLAGS'] = ' '.join(f for f in os.environ.get('XLA_FLAGS', '').split()
                                        if f not in gtzan_jax.CPU_XLA_FLAGS_ADDED)
+  if FLAGS.predict and FLAGS.predict_only:  # as predict's command line: one CPU device per core, before JAX
+    from gtzan_jax import tagging  # pylint: disable=g-import-not-at-top  starts (tagging.Forward)
+    os.environ['XLA_FLAGS'] = f"{os.environ.get('XLA_FLAGS', '')} {tagging.cpu_device_flag()}".strip()
   def save(results: dict[str, Any]) -> None:
     if FLAGS.out:
       with open(FLAGS.out + '.tmp', 'w') as f:
@@ -612,6 +638,8 @@ def main(argv):
   print(f"benchmark on {platform_name}: batch sizes {','.join(map(str, chosen['batch_sizes']))}; epoch "
         f"comparison {'on' if chosen['epoch'] else 'off'}, log-mel {'on' if chosen['mel'] else 'off'}"
         + (f", PyTorch twin {'on' if chosen['peer'] else 'off'}" if platform_name == 'cpu' else ''), flush=True)
+  if FLAGS.predict and FLAGS.predict_only:
+    return _predict_only(save)
   results = run(FLAGS.config, batch_sizes=chosen['batch_sizes'], dtypes=FLAGS.dtype,
                 steps=FLAGS.steps, rounds=FLAGS.rounds, epoch_steps=FLAGS.epoch_steps,
                 peer=chosen['peer'], recipe_examples=FLAGS.recipe_examples, recipe_epochs=FLAGS.recipe_epochs,
@@ -621,6 +649,30 @@ def main(argv):
                 interleave=FLAGS.interleave, profile_dir=FLAGS.profile_dir, save=save)
   print(markdown(results), flush=True)
   save(results)
+  if FLAGS.predict:
+    _predict(results, save)
+
+
+def _predict(results: dict[str, Any], save: Callable[[dict[str, Any]], None]) -> None:
+  """--predict: `predict_bench.measure` into results['predict'], printed and saved."""
+  from gtzan_jax import predict_bench  # pylint: disable=g-import-not-at-top  (librosa, soundfile)
+  results['predict'] = predict_bench.measure(
+      FLAGS.config, clips=FLAGS.predict_clips, long_files=FLAGS.predict_long_files, rounds=FLAGS.rounds,
+      batch_size=FLAGS.predict_batch_size, workers=FLAGS.predict_workers, pools=tuple(FLAGS.predict_pools))
+  results['load_average_after_predict'] = os.getloadavg()
+  print(predict_bench.markdown(results['predict']), flush=True)
+  save(results)
+
+
+def _predict_only(save: Callable[[dict[str, Any]], None]) -> None:
+  device = jax.devices()[0]
+  results = {'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
+             'platform': device.platform, 'device_kind': device.device_kind, 'cpu_count': os.cpu_count(),
+             'cpu_model': cpu_model(), 'load_average': os.getloadavg(), 'xla_flags': os.environ.get('XLA_FLAGS', ''),
+             'versions': versions(), 'widths': _widths(FLAGS.config), 'rounds': FLAGS.rounds}
+  print(f"benchmark on {device.platform} ({results['cpu_model']}, {os.cpu_count()} CPUs, load average "
+        f"{results['load_average'][0]:.1f}): tagging only", flush=True)
+  _predict(results, save)
 
 
 if __name__ == '__main__':

@@ -1,32 +1,61 @@
-"""Classifies audio files with a trained workdir: the top-3 genres of each file.
+"""Classifies audio files, or whole music libraries, with a trained workdir.
 
   python -m gtzan_jax.predict --workdir=runs/synthetic song.mp3 clip.wav [--segments] [--json] [--max_segments=14]
+  python -m gtzan_jax.predict --workdir=runs/default ~/Music --output=tags.csv [--top_k=3] [--report=report/]
+      [--resume] [--batch_size=64] [--workers=2] [--pool=auto|process|thread] [--chunk_size=256]
 
-Files of any length, sample rate, channel count and format that
-`tfds_gtzan.audio.load_audio` decodes. Each file is cut into whole 2 s segments
-from its start, and by default only the first `tfds_gtzan.audio.MAX_SEGMENTS`
-(14: 28 s) are classified, as the dataset keeps them: the segments come from
-`audio.segment_features_of_blocks`, which gives the builder's
-`audio.segment_features`, so a GTZAN file's prediction is evaluate's track
-result for that clip. --max_segments=0 classifies every whole segment (for
-long songs). A rest shorter than 2 s is dropped; a file shorter than 2 s is
-zero-padded to one segment, and the output says so. Files are decoded and
-classified `BLOCK_SECONDS` at a time, so memory stays bounded however long
-they are; past the cap the rest is decoded only for the file's duration. The
-file's probabilities are the softmax of the mean of its segments'
-log-probabilities, as for tracks in evaluate. The output gives the number of
-segments used, and of the file's whole segments when that is more.
+Each PATH is a file or a folder, walked recursively in a fixed order for every audio format
+the decoder reads (`gtzan_jax.library`: sorted by name, symlinks followed; symlink loops and
+unreadable folders are reported on stderr, not fatal). Files of any length, sample rate,
+channel count and format that `tfds_gtzan.audio.load_audio` decodes, at the rate of the
+checkpoint's feature set (its `config.features`, `tfds_gtzan.feature_sets`: 'mel', 22050 Hz,
+when absent; 'musicnn', 16 kHz). Each file is cut into whole segments (mel: 2 s; musicnn:
+187-frame patches of 2.992 s, "3 s") from its start, and by default only the first
+`max_segments` of the feature set (mel 14: 28 s; musicnn 10: 30 s) are classified, as the
+dataset keeps them: the segments come from the feature set's `features_of_blocks`, which
+gives what the builder stores (mel: `audio.segment_features`; musicnn: its whole-clip patches,
+bit for bit), so a GTZAN file's prediction is evaluate's track result for that clip.
+--max_segments=0 classifies every whole segment (for long songs). A rest shorter than a
+segment is dropped; a file shorter than one segment is zero-padded to one, and the output says
+so. The file's probabilities are the softmax of the mean of its segments' log-probabilities,
+as for tracks in evaluate. The class names are the checkpoint's own.
 
---segments adds each segment's top-3 genres; --json prints one JSON object per
-file (all ten probabilities) instead of text. An unreadable file gets a one-line
-error on stderr; the other files are still classified and the exit status is 1.
+Files are tagged by `gtzan_jax.tagging`: decoded and featurised by parallel workers
+(--workers, default the CPU count; --pool=auto: threads, faster than spawned processes on our 2
+cores (BENCHMARKS.md); --pool=process: processes that never import JAX, where a decoder that
+crashes fails only its file), their segments batched across files into forward passes of
+--batch_size rows (0: 64 on CPU, 512 on an accelerator), one compiled model per batch shape,
+on CPU each batch shared out over one XLA CPU device per core (the command line sets XLA's host
+device count), and the results put back into input (walk) order. Memory stays bounded however long
+the files and however many: a worker decodes `tag_workers.BLOCK_SECONDS` at a time and only
+what the segments need (with a cap, a file's duration comes from its header), and a bounded
+number of files is in flight.
+
+Without --output it prints as it always did: per file 'path (30.0 s, 15 segments): jazz 0.81,
+blues 0.12, rock 0.03'; --segments adds each segment's top 3; --json prints one JSON object per
+file (all probabilities) instead. An unreadable file gets a one-line error on stderr, the other
+files are still classified, and the exit status is 1.
+
+With --output=tags.csv or tags.jsonl it writes one row per file (`gtzan_jax.tag_output`:
+path, size, mtime, seconds, segments, whole_segments, padded, label, probability, the next
+labels with --top_k, error; JSONL adds every class's probability and, with --segments, the
+timeline), a chunk of --chunk_size rows at a time, atomically: a kill -9 leaves complete rows
+and loses at most the chunk in flight, and --resume continues, keeping the rows of files whose
+path, size and mtime are unchanged; the finished file equals an uninterrupted run's byte for
+byte. Failed files get a row with the reason and are named on stderr. A progress bar (tqdm,
+files/s and ETA) runs on stderr where it is a terminal; at the end a summary line, and with
+--report=DIR a markdown page with figures (`gtzan_jax.tag_report`). Exit status 1 when any
+file failed or a folder could not be read, else 0.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
+import os
+import resource
+import signal
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,67 +66,76 @@ from absl import logging
 
 from gtzan_jax import cli
 from gtzan_jax import evaluate
+from gtzan_jax import library
+from gtzan_jax import tag_output
+from gtzan_jax import tag_report
+from gtzan_jax import tag_workers
+from gtzan_jax import tagging
 from tfds_gtzan import audio
-from tfds_gtzan.synthetic import GENRES  # alphabetical = label order
+from tfds_gtzan import feature_sets
 
 FLAGS = flags.FLAGS
-BATCH_SIZE = 16  # segments per forward pass: a clip's 14 in one batch
-BLOCK_SECONDS = 60  # audio decoded and classified at a time
+BATCH_SIZE = 16  # segments per forward pass of predict_file (today's one-file path): a clip's 14 in one batch
+BLOCK_SECONDS = tag_workers.BLOCK_SECONDS  # audio decoded and classified at a time
+POOL = 'thread'  # what --pool=auto takes (BENCHMARKS.md: threads were faster than processes on 2 cores)
+CHUNK_SIZE = 256
+
+Prediction = tagging.Prediction
+feature_set_of = tagging.feature_set_of
+segment_times = tagging.segment_times
+_seconds = tagging.json_seconds
 
 
-@dataclasses.dataclass(frozen=True)
-class Prediction:
-  """Genre probabilities of one file, and of each of its 2 s segments."""
-
-  path: str
-  seconds: float
-  padded: bool  # shorter than one segment, zero-padded to it
-  probabilities: np.ndarray  # [classes]
-  segment_probabilities: np.ndarray  # [segments, classes]: the segments used, from the start
-  whole_segments: int = 0  # whole 2 s segments in the file: more than those used past --max_segments
+def top_genres(probabilities: np.ndarray, k: int = 3, class_names: Sequence[str] | None = None
+               ) -> list[tuple[str, float]]:
+  """The k most probable (class, probability) pairs, most probable first; `class_names` None: GTZAN's."""
+  if class_names is None:
+    from gtzan_jax import report  # pylint: disable=g-import-not-at-top
+    class_names = report.GENRES
+  return tagging.top_k(probabilities, class_names, k)
 
 
-def top_genres(probabilities: np.ndarray, k: int = 3) -> list[tuple[str, float]]:
-  """The k most probable (genre, probability) pairs, most probable first."""
-  return [(GENRES[i], float(probabilities[i])) for i in np.argsort(-probabilities)[:k]]
-
-
-def predict_file(trained: evaluate.Trained, path: str, max_segments: int = audio.MAX_SEGMENTS) -> Prediction:
+def predict_file(trained: evaluate.Trained, path: str, max_segments: int | None = None) -> Prediction:
   """Classifies the first `max_segments` whole segments of a file (0: all), BLOCK_SECONDS at a time.
 
-  Raises `audio.AudioError` if the file cannot be decoded, ValueError for a negative `max_segments`.
+  Today's one-file-at-a-time path (the benchmark's baseline): decoded in this thread, the
+  rest of the file decoded for its duration, BATCH_SIZE segments per forward pass.
+  The segments are those of the checkpoint's feature set (`feature_set_of(trained)`); None:
+  its maximum per clip (mel 14, musicnn 10). Raises `audio.AudioError` if the file cannot be
+  decoded, ValueError for a negative `max_segments`.
   """
+  fs = feature_set_of(trained)
+  max_segments = fs.max_segments if max_segments is None else max_segments
   if max_segments < 0:
     raise ValueError(f'max_segments must be >= 0 (0: every whole segment), got {max_segments}.')
   samples, short = 0, []
 
   def blocks():
     nonlocal samples
-    for block in audio.load_audio_blocks(path, BLOCK_SECONDS):
+    for block in audio.load_audio_blocks(path, BLOCK_SECONDS, fs.sample_rate):
       samples += len(block)
-      if samples < audio.SEGMENT_SAMPLES:  # all of the file so far: padded if it ends here
+      if samples < fs.segment_samples:  # all of the file so far: padded if it ends here
         short.append(block)
       yield block
 
   stream = blocks()
   log_probs = [trained.log_probs(mel, BATCH_SIZE)
-               for mel in audio.segment_features_of_blocks(stream, max_segments or None)]
+               for mel in fs.features_of_blocks(stream, max_segments or None)]
   for _ in stream:  # past the cap: the rest is decoded for the file's duration only
     pass
   padded = not log_probs
   if padded:  # shorter than one segment
     y = np.concatenate([np.zeros(0, np.float32), *short])
-    log_probs.append(trained.log_probs(audio.segment_features(
-        np.pad(y, (0, audio.SEGMENT_SAMPLES - len(y))), 1), BATCH_SIZE))
+    log_probs.append(trained.log_probs(fs.features(
+        np.pad(y, (0, max(0, fs.segment_samples - len(y)))), 1), BATCH_SIZE))
   log_probs = np.concatenate(log_probs)
-  mean = log_probs.mean(axis=0)
-  probabilities = np.exp(mean - mean.max())
-  return Prediction(path, samples / audio.SAMPLE_RATE, padded, probabilities / probabilities.sum(),
-                    np.exp(log_probs), samples // audio.SEGMENT_SAMPLES)
+  return Prediction(path, samples / fs.sample_rate, padded, tagging.file_probabilities(log_probs),
+                    np.exp(log_probs), fs.segments_in(samples), fs.name, tagging.class_names_of(trained))
 
 
 def _clock(seconds: float) -> str:
-  return f'{int(seconds) // 60}:{int(seconds) % 60:02d}'
+  seconds = int(round(seconds))
+  return f'{seconds // 60}:{seconds % 60:02d}'
 
 
 def as_text(prediction: Prediction, with_segments: bool) -> str:
@@ -105,66 +143,185 @@ def as_text(prediction: Prediction, with_segments: bool) -> str:
 
   'N segments' where all of the file's whole segments were used.
   """
+  names = tagging.names_of(prediction)
   n, whole = len(prediction.segment_probabilities), prediction.whole_segments
   if prediction.padded:
-    length = f'{prediction.seconds:.1f} s, shorter than {audio.SEGMENT_SECONDS} s: zero-padded to one segment'
+    segment_seconds = feature_sets.get(prediction.features).segment_seconds
+    length = f'{prediction.seconds:.1f} s, shorter than {segment_seconds:g} s: zero-padded to one segment'
   elif whole > n:
     length = f'{prediction.seconds:.1f} s, first {n} of {whole} segments'
   else:
     length = f'{prediction.seconds:.1f} s, {n} segment{"s" * (n != 1)}'
-  top = ', '.join(f'{genre} {p:.2f}' for genre, p in top_genres(prediction.probabilities))
+  top = ', '.join(f'{genre} {p:.2f}' for genre, p in top_genres(prediction.probabilities, 3, names))
   lines = [f'{prediction.path} ({length}): {top}']
   if with_segments:
-    for i, p in enumerate(prediction.segment_probabilities):
-      start = i * audio.SEGMENT_SECONDS
-      top = ', '.join(f'{genre} {q:.2f}' for genre, q in top_genres(p))
-      lines.append(f'  {_clock(start)}-{_clock(start + audio.SEGMENT_SECONDS)}  {top}')
+    for (start, end), p in zip(segment_times(prediction), prediction.segment_probabilities):
+      top = ', '.join(f'{genre} {q:.2f}' for genre, q in top_genres(p, 3, names))
+      lines.append(f'  {_clock(start)}-{_clock(end)}  {top}')
   return '\n'.join(lines)
 
 
 def as_json(prediction: Prediction, with_segments: bool) -> dict[str, Any]:
   """The prediction with all probabilities, ready for `json.dumps`."""
+  names = tagging.names_of(prediction)
   result = {'file': prediction.path, 'seconds': round(prediction.seconds, 3),
             'segments': len(prediction.segment_probabilities), 'whole_segments': prediction.whole_segments,
             'padded': prediction.padded,
-            'top': top_genres(prediction.probabilities),
-            'probabilities': dict(zip(GENRES, prediction.probabilities.tolist()))}
+            'top': top_genres(prediction.probabilities, 3, names),
+            'probabilities': dict(zip(names, prediction.probabilities.tolist()))}
   if with_segments:
     result['timeline'] = [
-        {'start': i * audio.SEGMENT_SECONDS, 'end': (i + 1) * audio.SEGMENT_SECONDS,
-         'probabilities': dict(zip(GENRES, p.tolist()))}
-        for i, p in enumerate(prediction.segment_probabilities)]
+        {'start': start, 'end': end, 'probabilities': dict(zip(names, p.tolist()))}
+        for (start, end), p in zip(segment_times(prediction), prediction.segment_probabilities)]
   return result
 
 
-def run(workdir: str, paths: Sequence[str], *, with_segments: bool = False, json_output: bool = False,
-        checkpoint: str = 'latest', max_segments: int = audio.MAX_SEGMENTS) -> int:
-  """Classifies `paths` with `workdir`'s model, printing as it goes; returns the exit status."""
-  if max_segments < 0:
+def _peak_memory_mb() -> float:
+  """Peak resident memory of this process so far, in MB."""
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _pool_for(pool: str) -> str:
+  return POOL if pool == 'auto' else pool
+
+
+def run(workdir: str | None, paths: Sequence[str], *, with_segments: bool = False, json_output: bool = False,
+        checkpoint: str = 'latest', max_segments: int | None = None, output: str | None = None,
+        resume: bool = False, overwrite: bool = False, top_k: int = 1, report_dir: str | None = None,
+        batch_size: int = 0, workers: int = 0, pool: str = 'auto', chunk_size: int = CHUNK_SIZE,
+        extensions: Sequence[str] | None = None, progress: bool = True, trained: Any = None) -> int:
+  """Classifies the files under `paths` with `workdir`'s model (or `trained`); returns the exit status.
+
+  Without `output`: prints as it goes (the module docstring). With one: writes it (resumably)
+  and prints a summary line on stderr. `max_segments` None: the maximum of the checkpoint's
+  feature set (mel 14, musicnn 10).
+  """
+  if max_segments is not None and max_segments < 0:
     raise ValueError(f'--max_segments must be >= 0 (0: every whole segment), got {max_segments}.')
-  trained = evaluate.load_trained(workdir, checkpoint)
-  status = 0
-  for path in paths:
-    try:
-      prediction = predict_file(trained, path, max_segments)
-    except audio.AudioError as e:
-      print(f'error: {e}', file=sys.stderr, flush=True)
-      status = 1
-      continue
-    print(json.dumps(as_json(prediction, with_segments)) if json_output else as_text(prediction, with_segments),
-          flush=True)
+  row_format = None
+  if output:
+    if json_output:
+      raise ValueError('--json prints to stdout; with --output the format is its extension (.csv or .jsonl).')
+    row_format = tag_output.RowFormat(tag_output.format_of(output), top_k, with_segments)
+  elif resume or overwrite:
+    raise ValueError(f'--{"resume" if resume else "overwrite"} is about an --output file; name one.')
+  tag_output.columns(top_k)  # checks it
+  if pool not in ('auto', *tag_workers.POOLS):
+    raise ValueError(f'--pool must be auto, process or thread, got {pool!r}.')
+  found = library.walk(paths, extensions)
+  for note in found.notes:
+    print(f'{"error" if note.failed else "note"}: {note}', file=sys.stderr, flush=True)
+  if trained is None:
+    trained = evaluate.load_trained(workdir, checkpoint)
+  settings = dict(max_segments=max_segments, batch_size=batch_size, workers=workers)
+  if output is None:
+    return _print_run(trained, found, settings, _pool_for(pool), with_segments, json_output,
+                      report_dir)
+  fs = feature_set_of(trained)
+  meta = {'format': row_format.fmt, 'columns': row_format.columns,
+          'workdir': os.path.realpath(workdir) if workdir else None, 'checkpoint': checkpoint,
+          'step': int(getattr(trained, 'step', 0)), 'features': fs.name,
+          'max_segments': fs.max_segments if max_segments is None else max_segments,
+          'timeline': with_segments, 'class_names': list(tagging.class_names_of(trained))}
+  out = tag_output.OutputFile(output, row_format, found.entries, meta, resume=resume, overwrite=overwrite,
+                              chunk_size=chunk_size)
+  todo = [entry for i, entry in enumerate(found.entries) if not out.reused(i)]
+  stats = tag_report.LibraryStats(tagging.class_names_of(trained))
+  import tqdm  # pylint: disable=g-import-not-at-top
+  bar = tqdm.tqdm(total=len(found.entries), initial=out.kept, unit='file', file=sys.stderr, dynamic_ncols=True,
+                  disable=None if progress else True, smoothing=0.05)
+  start, before_mb = time.perf_counter(), _peak_memory_mb()
+  tagger = tagging.Tagger(trained, pool=_pool_for(pool), **settings)
+  try:
+    with tagger:
+      write_rows(tagger, found.entries, out, row_format, stats, bar)
+  finally:
+    bar.close()
+  seconds = time.perf_counter() - start
+  new, main_mb, worker_mb = len(todo), _peak_memory_mb(), tagger.counters.worker_rss_mb
+  rates = (f'{new / seconds:.1f} files/s, {tagger.counters.segments / seconds:.0f} segments/s' if seconds > 0
+           else '')
+  kept = f'; {out.kept} kept from before (--resume)' if out.kept else ''
+  workers_mb = f', largest worker {worker_mb:.0f} MB' if worker_mb else ''
+  print(f'{output}: {stats.summary()}. {new} tagged in {seconds:.1f} s ({rates}){kept}; peak memory '
+        f'{main_mb:.0f} MB ({before_mb:.0f} MB before tagging){workers_mb}.', file=sys.stderr, flush=True)
+  if report_dir:
+    page = tag_report.write_report(stats, report_dir, output, [str(note) for note in found.notes])
+    print(f'Report: {page}', file=sys.stderr, flush=True)
+  return int(bool(stats.failed or found.failed))
+
+
+def write_rows(tagger: tagging.Tagger, entries: Sequence[library.Entry], out: tag_output.OutputFile,
+               row_format: tag_output.RowFormat, stats: tag_report.LibraryStats, bar: Any = None) -> None:
+  """Tags the entries `out` does not keep and writes every row in walk order; names failures on stderr.
+
+  `out` is closed (its rows so far written out) whatever happens, Ctrl-C included.
+  """
+  try:
+    results = tagger.tag([entry for i, entry in enumerate(entries) if not out.reused(i)])
+    for i, entry in enumerate(entries):
+      if out.reused(i):
+        stats.add(row_format.parse_row(out.emit_kept(i)))
+        continue
+      tagged = next(results)
+      assert tagged.entry is entry, (tagged.entry, entry)
+      row, values = row_format.row(tagged)
+      out.emit(i, row)
+      stats.add(values)
+      if bar is not None:
+        if tagged.error:
+          bar.write(f'error: {entry.path}: {tagged.error}', file=sys.stderr)
+        bar.update(1)
+  finally:
+    out.close()
+
+
+def _print_run(trained: Any, found: library.Walk, settings: dict[str, Any], pool: str, with_segments: bool,
+               json_output: bool, report_dir: str | None) -> int:
+  """Prints each file's result in input order, errors on stderr; returns the exit status."""
+  status = int(bool(found.failed))
+  stats = tag_report.LibraryStats(tagging.class_names_of(trained))
+  with tagging.Tagger(trained, pool=pool, **settings) as tagger:
+    for tagged in tagger.tag(found.entries):
+      if report_dir:
+        stats.add(tag_output.row_values(tagged, 2))
+      if tagged.error:
+        print(f'error: {tagged.entry.path}: {tagged.error}', file=sys.stderr, flush=True)
+        status = 1
+        continue
+      prediction = tagged.prediction
+      print(json.dumps(as_json(prediction, with_segments)) if json_output else as_text(prediction, with_segments),
+            flush=True)
+  if report_dir:
+    page = tag_report.write_report(stats, report_dir, notes=[str(note) for note in found.notes])
+    print(f'Report: {page}', file=sys.stderr, flush=True)
   return status
+
+
+def _stop(signum, frame) -> None:
+  del signum, frame
+  raise KeyboardInterrupt
 
 
 def main(argv: Sequence[str]) -> int:
   if len(argv) < 2:
-    raise app.UsageError('Name at least one audio file.')
+    raise app.UsageError('Name at least one audio file or folder.')
   logging.set_verbosity(logging.WARNING)  # stderr is for errors only
+  signal.signal(signal.SIGTERM, _stop)  # as Ctrl-C: the rows so far are written out
+  # Before JAX starts its backend: one CPU device per core, for tagging.Forward (a no-op on accelerators).
+  os.environ['XLA_FLAGS'] = f'{os.environ.get("XLA_FLAGS", "")} {tagging.cpu_device_flag()}'.strip()
   try:
     return run(FLAGS.workdir, argv[1:], with_segments=FLAGS.segments, json_output=FLAGS.json,
-               checkpoint=FLAGS.checkpoint, max_segments=FLAGS.max_segments)
+               checkpoint=FLAGS.checkpoint, max_segments=FLAGS.max_segments, output=FLAGS.output,
+               resume=FLAGS.resume, overwrite=FLAGS.overwrite, top_k=FLAGS.top_k, report_dir=FLAGS.report,
+               batch_size=FLAGS.batch_size, workers=FLAGS.workers, pool=FLAGS.pool, chunk_size=FLAGS.chunk_size,
+               extensions=FLAGS.extensions, progress=FLAGS.progress)
   except (FileNotFoundError, ValueError) as e:
     raise SystemExit(f'error: {e}') from None
+  except KeyboardInterrupt:
+    where = f'; the rows so far are in {FLAGS.output}, --resume continues' if FLAGS.output else ''
+    print(f'interrupted{where}.', file=sys.stderr, flush=True)
+    return 130
 
 
 if __name__ == '__main__':
@@ -172,9 +329,28 @@ if __name__ == '__main__':
   flags.DEFINE_string('workdir', None, 'Training workdir (holds checkpoints/).', required=True)
   flags.DEFINE_enum('checkpoint', 'latest', ['latest', 'best'],
                     'The latest checkpoint, or the best by validation accuracy.')
-  flags.DEFINE_bool('segments', False, 'Also print the top-3 genres of every 2 s segment.')
-  flags.DEFINE_bool('json', False, 'Print one JSON object per file, with all ten probabilities.')
-  flags.DEFINE_integer('max_segments', audio.MAX_SEGMENTS,
-                       'Classify the first N whole 2 s segments of each file, as the dataset keeps them '
-                       f'({audio.MAX_SEGMENTS}: 28 s); 0: every whole segment (long songs).', lower_bound=0)
+  flags.DEFINE_bool('segments', False, 'Also print the top-3 classes of every segment (2 s; musicnn: 3 s); '
+                    'with a .jsonl --output, write each segment\'s probabilities (the timeline).')
+  flags.DEFINE_bool('json', False, 'Print one JSON object per file, with all the probabilities.')
+  flags.DEFINE_integer('max_segments', None,
+                       'Classify the first N whole segments of each file; default: as the dataset keeps them '
+                       f'({audio.MAX_SEGMENTS} of 2 s for mel: 28 s; {feature_sets.get("musicnn").max_segments} '
+                       'of 3 s for musicnn: 30 s); 0: every whole segment (long songs).', lower_bound=0)
+  flags.DEFINE_string('output', None, 'Write one row per file to this .csv or .jsonl file (gtzan_jax/tag_output.py) '
+                      'instead of printing.')
+  flags.DEFINE_bool('resume', False, 'Continue --output: keep the rows of files whose path, size and mtime match.')
+  flags.DEFINE_bool('overwrite', False, 'Replace an existing --output (else it is refused).')
+  flags.DEFINE_integer('top_k', 1, 'Label and probability columns per file in --output.', lower_bound=1)
+  flags.DEFINE_string('report', None, 'Write report.md with figures of the library here.')
+  flags.DEFINE_integer('batch_size', 0, f'Segments per forward pass, across files; 0: {tagging.CPU_BATCH_SIZE} on '
+                       f'CPU, {tagging.ACCELERATOR_BATCH_SIZE} on an accelerator.', lower_bound=0)
+  flags.DEFINE_integer('workers', os.cpu_count() or 1, 'Decoding and feature workers.', lower_bound=1)
+  flags.DEFINE_enum('pool', 'auto', ['auto', *tag_workers.POOLS],
+                    f'Workers as threads or as spawned processes (a decoder that crashes then fails only its '
+                    f'file); auto: {POOL}s, the faster here (BENCHMARKS.md).')
+  flags.DEFINE_integer('chunk_size', CHUNK_SIZE, 'Rows per atomic extension of --output (a kill loses at most '
+                       'one chunk).', lower_bound=1)
+  flags.DEFINE_list('extensions', None, 'File extensions to take from folders; default: every format the '
+                    'decoder reads (gtzan_jax/library.py).')
+  flags.DEFINE_bool('progress', True, 'Show a progress bar on stderr (where it is a terminal).')
   cli.run(main)
