@@ -22,19 +22,11 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from gtzan_jax import report  # noqa: E402
-from gtzan_jax.pretrained import features, musicnn, weights  # noqa: E402
+from gtzan_jax.pretrained import features, musicnn, transfer, weights  # noqa: E402
 
-MSD_TAGS = ['rock', 'pop', 'alternative', 'indie', 'electronic', 'female vocalists', 'dance', '00s',
-            'alternative rock', 'jazz', 'beautiful', 'metal', 'chillout', 'male vocalists', 'classic rock',
-            'soul', 'indie rock', 'Mellow', 'electronica', '80s', 'folk', '90s', 'chill', 'instrumental',
-            'punk', 'oldies', 'blues', 'hard rock', 'ambient', 'acoustic', 'experimental', 'female vocalist',
-            'guitar', 'Hip-Hop', '70s', 'party', 'country', 'easy listening', 'sexy', 'catchy', 'funk',
-            'electro', 'heavy metal', 'Progressive rock', '60s', 'rnb', 'indie pop', 'sad', 'House', 'happy']
-TAGS_OF = {  # GTZAN genre <- the MSD tags that name it (the mapping of issue 20)
-    'blues': ['blues'], 'classical': ['instrumental', 'ambient'], 'country': ['country'],
-    'hiphop': ['Hip-Hop'], 'jazz': ['jazz'], 'metal': ['metal', 'heavy metal'], 'pop': ['pop'],
-    'rock': ['rock', 'classic rock', 'hard rock', 'alternative rock', 'indie rock', 'Progressive rock', 'punk'],
-}
+MSD_TAGS = list(transfer.MSD_TAGS)
+TAGS_OF = {genre: list(tags) for genre, tags in transfer.GENRE_TAGS.items()
+           if genre in report.GENRES}  # the GTZAN genres that have an MSD tag (issue 20's mapping)
 
 
 def main() -> None:

@@ -48,6 +48,7 @@ import numpy as np
 import optax
 from absl import logging
 
+from gtzan_jax import models
 from gtzan_jax import report
 from gtzan_jax.pretrained import musicnn
 from gtzan_jax.pretrained import weights
@@ -83,18 +84,6 @@ def tag_prior_matrix(class_names: Sequence[str]) -> np.ndarray:
   return matrix
 
 
-class EmbeddingNorm(nn.Module):
-  """Standardises the pooled features with the training split's statistics (`set_embedding_statistics`)."""
-
-  epsilon: float = 1e-3
-
-  @nn.compact
-  def __call__(self, x):
-    mean = self.variable('batch_stats', 'mean', jnp.zeros, (x.shape[-1],), jnp.float32)
-    var = self.variable('batch_stats', 'var', jnp.ones, (x.shape[-1],), jnp.float32)
-    return (x - mean.value) * jax.lax.rsqrt(var.value + self.epsilon)
-
-
 class MusicnnClassifier(nn.Module):
   """musicnn's network and the prior-and-probe head (module docstring).
 
@@ -112,7 +101,7 @@ class MusicnnClassifier(nn.Module):
 
   def setup(self):
     self.net = musicnn.create(self.backbone, axis_name=self.axis_name)
-    self.embedding_norm = EmbeddingNorm()
+    self.embedding_norm = models.BandNorm()  # per feature, with the training embeddings' statistics
     self.head = nn.Dense(self.num_classes)
 
   def embed(self, mel: jax.Array, *, train: bool = False) -> jax.Array:
@@ -126,7 +115,7 @@ class MusicnnClassifier(nn.Module):
     if not self.train_backbone:
       embedding = jax.lax.stop_gradient(embedding)
     tag_logits, pooled = embedding[:, :NUM_TAGS], embedding[:, NUM_TAGS:]
-    probe = jax.nn.softmax(self.head(self.embedding_norm(pooled)))
+    probe = jax.nn.softmax(self.head(self.embedding_norm(pooled[:, :, None])[:, :, 0]))
     prior = jnp.asarray(np.asarray(self.prior, np.float32))
     scores = jax.nn.sigmoid(tag_logits) @ prior
     total = scores.sum(-1, keepdims=True)
