@@ -30,10 +30,20 @@ from ml_collections import config_dict
 def get_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
 
-  # Data: a gtzan_mel TFDS config (synthetic | fault_filtered | tracks | paper).
+  # Data: a gtzan_mel TFDS config: GTZAN's (synthetic | fault_filtered | tracks | paper) or any labelled
+  # collection's (folders | manifest | fma_small | fma_medium | fma_large; README "Train on your own music").
   config.dataset = 'gtzan_mel/fault_filtered'
   config.data_dir = config_dict.placeholder(str)    # TFDS data_dir; None: ~/tensorflow_datasets
-  config.manual_dir = config_dict.placeholder(str)  # GTZAN folder (genres/<genre>/<genre>.NNNNN.wav)
+  config.manual_dir = config_dict.placeholder(str)  # the audio (GTZAN: genres/<genre>/<genre>.NNNNN.wav)
+  # A dataset prepared from other audio than manual_dir holds now is refused with one line; True rebuilds
+  # it instead (the old copy is kept until the new one is complete).
+  config.rebuild_data = False
+  # Collections (folders, manifest, fma_*) only: segments per track, spread over the whole track (0: the
+  # dataset's 15; K reads gtzan_mel/<config>_seg<K>). GTZAN's configs take the first 14 of each clip.
+  config.segments_per_track = 0
+  # Host memory the splits' features may take: 'auto' (a quarter of physical memory) or e.g. '2GB'. A split
+  # that does not fit is streamed from the dataset's files batch by batch (same batches as in memory).
+  config.memory_budget = 'auto'
 
   # Model: `config.model` picks the class, the sub-config of the same name its arguments.
   config.model = 'vgg'

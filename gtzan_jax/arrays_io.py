@@ -3,9 +3,10 @@
 Two layouts:
   splits  `<split>/<key>` arrays of the three splits, as `tfds_gtzan.data.read_split` gives them
           (scripts/export_arrays.py writes them, scripts/study_arrays.py reads them);
-  pooled  one set of `mel, label, track, copy` arrays, every segment of a dataset plus any
-          augmented copies (`gtzan_jax.crossval --arrays` reads them). `quantize` stores mel as
-          uint8 (scale and offset beside it), read back as float16.
+  pooled  one set of `mel, label, track, copy, group` arrays, every segment of a dataset plus
+          any augmented copies, and the class names (`gtzan_jax.crossval --arrays` reads them).
+          `quantize` stores mel as uint8 (scale and offset beside it), read back as float16.
+          Files written before `group` and `class_names` were kept read as GTZAN's, without groups.
 Writes go to a temporary file renamed into place, so a cut-off write leaves no half file.
 """
 
@@ -16,7 +17,7 @@ import os
 import numpy as np
 
 Arrays = dict[str, np.ndarray]
-POOLED_KEYS = ('mel', 'label', 'track', 'copy')
+POOLED_KEYS = ('mel', 'label', 'track', 'copy', 'group')
 
 
 def _write(path: str, arrays: Arrays) -> None:
@@ -25,9 +26,10 @@ def _write(path: str, arrays: Arrays) -> None:
   os.replace(tmp, path)
 
 
-def save_pooled(path: str, data: Arrays, quantize: bool = False) -> None:
-  """Writes pooled segments; `quantize` stores mel as uint8 (scale and offset beside it)."""
+def save_pooled(path: str, data: Arrays, class_names, quantize: bool = False) -> None:
+  """Writes pooled segments and their class names; `quantize` stores mel as uint8 (scale and offset beside it)."""
   arrays = {k: data[k] for k in POOLED_KEYS if k in data}
+  arrays['class_names'] = np.array(list(class_names), str)
   if quantize:
     mel = data['mel'].astype(np.float32)
     low, high = float(mel.min()), float(mel.max())
@@ -47,11 +49,18 @@ def load_pooled(path: str) -> Arrays:
     data = {k: f[k] for k in f.files if k in POOLED_KEYS}
     if 'mel_scale' in f.files:
       data['mel'] = (data['mel'] * f['mel_scale'] + f['mel_offset']).astype(np.float16)
-  missing = set(POOLED_KEYS) - set(data) - {'copy'}
+  missing = set(POOLED_KEYS) - set(data) - {'copy', 'group'}
   if missing:
     raise ValueError(f'{path} lacks the arrays {sorted(missing)}.')
   data.setdefault('copy', np.zeros(len(data['label']), np.int32))
+  data.setdefault('group', np.full(len(data['label']), '', str))
   return data
+
+
+def load_class_names(path: str) -> list[str] | None:
+  """The class names a pooled file holds; None for one written before it kept them (GTZAN's)."""
+  with np.load(path) as f:
+    return [str(name) for name in f['class_names']] if 'class_names' in f.files else None
 
 
 def save_splits(path: str, datasets: dict[str, Arrays]) -> None:

@@ -129,6 +129,11 @@ flags.DEFINE_integer('predict_long_files', 8, 'With --predict: synthetic 3-minut
 flags.DEFINE_list('predict_pools', ['process', 'thread'], 'With --predict: the worker pools to time (A/B).')
 flags.DEFINE_integer('predict_workers', 0, 'With --predict: decoding workers (0: the CPU count).')
 flags.DEFINE_integer('predict_batch_size', 0, 'With --predict: segments per forward pass (0: predict\'s default).')
+flags.DEFINE_boolean('stream', False, 'Time only training from a split streamed from disk beside the same split in '
+                     'memory (gtzan_jax/stream_bench.py): examples/s and peak RSS, under \'stream\' in --out.')
+flags.DEFINE_integer('stream_clips', 20000, 'With --stream: synthetic clips in the collection (written once).')
+flags.DEFINE_float('stream_seconds', 6.0, 'With --stream: seconds per clip (6 s: 3 segments).')
+flags.DEFINE_string('stream_dir', 'bench/stream', 'With --stream: where the collection, its dataset and the runs go.')
 
 Batch = dict[str, jax.Array]
 StepFn = Callable[[Any, Batch], tuple[Any, dict[str, jax.Array]]]
@@ -640,6 +645,8 @@ def main(argv):
         + (f", PyTorch twin {'on' if chosen['peer'] else 'off'}" if platform_name == 'cpu' else ''), flush=True)
   if FLAGS.predict and FLAGS.predict_only:
     return _predict_only(save)
+  if FLAGS.stream:
+    return _stream(save)
   results = run(FLAGS.config, batch_sizes=chosen['batch_sizes'], dtypes=FLAGS.dtype,
                 steps=FLAGS.steps, rounds=FLAGS.rounds, epoch_steps=FLAGS.epoch_steps,
                 peer=chosen['peer'], recipe_examples=FLAGS.recipe_examples, recipe_epochs=FLAGS.recipe_epochs,
@@ -662,6 +669,35 @@ def _predict(results: dict[str, Any], save: Callable[[dict[str, Any]], None]) ->
   results['load_average_after_predict'] = os.getloadavg()
   print(predict_bench.markdown(results['predict']), flush=True)
   save(results)
+
+
+def _stream(save: Callable[[dict[str, Any]], None]) -> None:
+  """--stream: `stream_bench.measure` into results['stream'], printed and saved."""
+  from gtzan_jax import stream_bench  # pylint: disable=g-import-not-at-top  (TFDS, librosa)
+  device = jax.devices()[0]
+  results = {'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
+             'platform': device.platform, 'device_kind': device.device_kind, 'cpu_count': os.cpu_count(),
+             'cpu_model': cpu_model(), 'load_average': os.getloadavg(), 'versions': versions(),
+             'widths': _widths(FLAGS.config), 'batch_size': FLAGS.config.batch_size}
+  print(f"benchmark on {device.platform} ({results['cpu_model']}, {os.cpu_count()} CPUs, load average "
+        f"{results['load_average'][0]:.1f}): streaming only", flush=True)
+  results['stream'] = stream_bench.measure(
+      FLAGS['config'].config_filename, FLAGS.config, clips=FLAGS.stream_clips, seconds=FLAGS.stream_seconds,
+      directory=FLAGS.stream_dir, rounds=FLAGS.rounds,
+      overrides=tuple(f'--config.{k}={v}' for k, v in _config_overrides().items()))
+  results['load_average_after'] = os.getloadavg()
+  print(stream_bench.markdown(results['stream']), flush=True)
+  save(results)
+
+
+def _config_overrides() -> dict[str, str]:
+  """The --config.KEY=VALUE flags given on the command line, to pass on to the training processes."""
+  overrides = {}
+  for arg in sys.argv[1:]:
+    if arg.startswith('--config.') and '=' in arg:
+      key, value = arg[len('--config.'):].split('=', 1)
+      overrides[key] = value
+  return overrides
 
 
 def _predict_only(save: Callable[[dict[str, Any]], None]) -> None:

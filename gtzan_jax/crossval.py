@@ -130,11 +130,11 @@ def _markdown(summary: dict[str, Any], per_fold: list[dict[str, Any]], config: m
 
 def crossvalidate(config: ml_collections.ConfigDict, workdir: str, *, folds: int = 5, fold_seed: int = 0,
                   validation_fraction: float = 0.1, data: Arrays | None = None,
-                  arrays: str | None = None) -> dict[str, Any]:
+                  arrays: str | None = None, class_names: list[str] | None = None) -> dict[str, Any]:
   """Runs every fold (see the module docstring) and writes the reports; returns crossval.json's dict.
 
   `data`: the pooled segments (default: read from `arrays`, an .npz of `arrays_io.save_pooled`,
-  else from config.dataset).
+  else from config.dataset), with `class_names` (default: '0', '1', ... by label).
   """
   if folds < 2:
     raise ValueError(f'--folds must be at least 2, got {folds}.')
@@ -144,11 +144,17 @@ def crossvalidate(config: ml_collections.ConfigDict, workdir: str, *, folds: int
   train.check_config(config)
   os.makedirs(workdir, exist_ok=True)
   pooled_by_caller = data is not None
-  if data is None:
-    data = arrays_io.load_pooled(arrays) if arrays else folds_lib.pooled_segments(config)
+  if data is not None:
+    class_names = class_names or input_pipeline.class_names_of_labels({'pooled': data})
+  elif arrays:
+    data = arrays_io.load_pooled(arrays)
+    class_names = arrays_io.load_class_names(arrays) or input_pipeline.legacy_class_names()
+  else:
+    data, class_names = folds_lib.pooled_segments(config)
   data = folds_lib.select_copies(data, int(config.augment.get('audio_copies', 0)))
   original = data['copy'] == 0 if 'copy' in data else slice(None)
-  fold_of = folds_lib.assign_folds(data['track'][original], data['label'][original], folds, fold_seed)
+  groups = data['group'][original] if 'group' in data else None
+  fold_of = folds_lib.assign_folds(data['track'][original], data['label'][original], folds, fold_seed, groups)
   per_fold = []
   for fold in range(folds):
     logging.info('Fold %d/%d', fold + 1, folds)
@@ -158,7 +164,7 @@ def crossvalidate(config: ml_collections.ConfigDict, workdir: str, *, folds: int
                        f'each fold (use fewer --folds).')
     source = folds_lib.fold_source(config, fold=fold, folds=folds, fold_seed=fold_seed,
                                    validation_fraction=validation_fraction, arrays=arrays,
-                                   pooled_by_caller=pooled_by_caller)
+                                   class_names=class_names, pooled_by_caller=pooled_by_caller)
     fold_dir = os.path.join(workdir, f'fold_{fold}')
     finished = _finished_fold(fold_dir, config, source)
     if finished is not None:  # finished earlier (maybe on another machine)
@@ -173,7 +179,7 @@ def crossvalidate(config: ml_collections.ConfigDict, workdir: str, *, folds: int
                  fold + 1, folds, last['segment']['accuracy'], last['track']['accuracy'])
   summary = summarize(per_fold)
   result = {'folds': folds, 'fold_seed': fold_seed, 'validation_fraction': validation_fraction,
-            'num_tracks': len(fold_of), 'num_segments': int(len(data['label'])),
+            'class_names': list(class_names), 'num_tracks': len(fold_of), 'num_segments': int(len(data['label'])),
             'platform': jax.devices()[0].platform, 'device_kind': jax.devices()[0].device_kind,
             'config': config.to_dict(), 'summary': summary, 'per_fold': per_fold}
   if jax.process_index() == 0:
@@ -181,7 +187,7 @@ def crossvalidate(config: ml_collections.ConfigDict, workdir: str, *, folds: int
     report.write_text(os.path.join(workdir, 'crossval.md'), _markdown(summary, per_fold, config, len(fold_of)))
     for level in ('segment', 'track'):
       report.plot_confusion(summary['last'][level]['confusion'], f'{level}s, {folds} folds summed',
-                            os.path.join(workdir, f'crossval_confusion_{level}.png'))
+                            os.path.join(workdir, f'crossval_confusion_{level}.png'), class_names)
   return result
 
 

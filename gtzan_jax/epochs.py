@@ -28,6 +28,7 @@ from gtzan_jax.parallel import DataParallel
 from tfds_gtzan import data as gtzan_data
 
 Metrics = dict[str, float]
+PREFETCH_BATCHES = 4  # batches a streamed split's reader thread keeps ready
 
 
 @dataclasses.dataclass
@@ -51,8 +52,11 @@ class StreamedEpochs:
 
   def run(self, state: Any, epoch: int, step: int) -> Iterator[Report]:
     pending = []
-    for batch in gtzan_data.iterate_batches(self.data, self.batch_size, shuffle=True, seed=self.seed,
-                                            epoch=epoch, start_batch=step - epoch * self.steps_per_epoch):
+    batches = gtzan_data.iterate_batches(self.data, self.batch_size, shuffle=True, seed=self.seed,
+                                         epoch=epoch, start_batch=step - epoch * self.steps_per_epoch)
+    if input_pipeline.is_streamed(self.data):  # read from disk: a thread reads ahead while steps run
+      batches = gtzan_data.prefetch(batches, PREFETCH_BATCHES)
+    for batch in batches:
       state, metrics = self.step_fn(state, self.par.put_batch(input_pipeline.model_inputs(batch)))
       step += 1
       pending.append(metrics)
@@ -97,8 +101,8 @@ def device_resident(config: ml_collections.ConfigDict, par: DataParallel, train_
   """Whether to keep the training split on the devices (config.device_resident: auto, on, off).
 
   auto: on for accelerators when one process trains, no mid-epoch checkpoints
-  are asked for and a copy of the split takes at most a quarter of a device's
-  memory. Off on CPU: XLA:CPU ran the scanned epoch ~17x slower than streamed
+  are asked for, the split is in host memory (not streamed) and a copy of it takes at
+  most a quarter of a device's memory. Off on CPU: XLA:CPU ran the scanned epoch ~17x slower than streamed
   steps (BENCHMARKS.md), and there the host feed costs nothing measurable.
   A device-resident epoch checks for SIGTERM/SIGINT and non-finite losses at its end.
   """
@@ -106,6 +110,11 @@ def device_resident(config: ml_collections.ConfigDict, par: DataParallel, train_
   if choice not in ('auto', 'on', 'off'):
     raise ValueError(f"config.device_resident must be 'auto', 'on' or 'off', got {choice!r}.")
   if choice == 'off':
+    return False
+  if input_pipeline.is_streamed(train_data):
+    if choice == 'on':
+      raise ValueError('config.device_resident=on needs the training split in memory, but it is streamed '
+                       '(it exceeds config.memory_budget); use auto or off.')
     return False
   if jax.process_count() > 1:
     if choice == 'on':

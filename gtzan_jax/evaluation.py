@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -53,26 +54,33 @@ class Evaluator:
                            batch_outputs=True)
     self._process = (jax.process_index(), jax.process_count()) if par.spans_processes else (0, 1)
 
-  def log_probs(self, state, mel: np.ndarray) -> np.ndarray:
-    """[N, classes] float32 for `mel` [N, mels, frames] (every process passes, and gets, all N)."""
+  def log_probs(self, state, mel) -> np.ndarray:
+    """[N, classes] float32 for `mel` [N, mels, frames] or a streamed split (every process passes, and gets, all N)."""
     return self.apply(state, mel)
 
-  def apply(self, state, mel: np.ndarray) -> np.ndarray:
-    """`fn`'s rows for all of `mel` [N, ...], in order (every process passes, and gets, all N)."""
+  def apply(self, state, mel) -> np.ndarray:
+    """`fn`'s rows for all of `mel` [N, ...] (or a streamed split's), in order (every process passes, gets, all N)."""
     index, count = self._process
-    rows = [self.par.gather_rows(self._fn(state, self.par.put_batch({'mel': batch['mel']})))
-            for batch in gtzan_data.iterate_batches({'mel': mel}, self.batch_size, shuffle=False,
-                                                    drop_remainder=False, process_index=index,
-                                                    process_count=count)]
+    batches = gtzan_data.iterate_batches(mel if input_pipeline.is_streamed(mel) else {'mel': mel},
+                                         self.batch_size, shuffle=False, drop_remainder=False,
+                                         process_index=index, process_count=count)
+    if input_pipeline.is_streamed(mel):
+      batches = gtzan_data.prefetch(batches)
+    rows = [self.par.gather_rows(self._fn(state, self.par.put_batch({'mel': batch['mel']}))) for batch in batches]
     return np.concatenate(rows)[:len(mel)] if rows else np.zeros((0, 0), np.float32)
 
-  def evaluate(self, state, data: Arrays, class_names=None) -> dict[str, Any]:
-    return scores(self.log_probs(state, data['mel']), data, class_names)
+  def evaluate(self, state, data, class_names: Sequence[str]) -> dict[str, Any]:
+    """`scores` of a split (arrays, or a streamed split)."""
+    return scores(self.log_probs(state, segments(data)), data, class_names)
 
 
-def scores(log_probs: np.ndarray, data: Arrays, class_names=None) -> dict[str, Any]:
+def segments(data):
+  """What `Evaluator.log_probs` takes of a split: its 'mel', or the streamed split itself."""
+  return data if input_pipeline.is_streamed(data) else data['mel']
+
+
+def scores(log_probs: np.ndarray, data: Arrays, class_names: Sequence[str]) -> dict[str, Any]:
   """Segment- and track-level metrics (`report.classification_metrics`, plus the segment loss)."""
-  class_names = class_names or report.GENRES
   labels = data['label']
   tracks = data['track'] if 'track' in data else np.arange(len(labels)).astype(str)
   segment = report.classification_metrics(labels, log_probs.argmax(-1), class_names)
@@ -102,7 +110,8 @@ class Trained:
 
   @property
   def class_names(self) -> list[str]:
-    return list((self.data_source or {}).get('class_names') or report.GENRES)
+    """The classes of the data it was trained on (checkpoints from before they were recorded: GTZAN's)."""
+    return list((self.data_source or {}).get('class_names') or input_pipeline.legacy_class_names())
 
   def log_probs(self, mel: np.ndarray, batch_size: int = 0) -> np.ndarray:
     """Log-probabilities [N, classes] of segments `mel` [N, mels, frames] on this process's first device.
@@ -111,15 +120,15 @@ class Trained:
     """
     batch_size = batch_size or self.config.eval_batch_size or self.config.batch_size
     needs = tuple(input_pipeline.input_shape(self.config))
-    if tuple(mel.shape[1:]) != needs:
+    if not input_pipeline.is_streamed(mel) and tuple(mel.shape[1:]) != needs:
       raise ValueError(f'This checkpoint needs {self.config.get("features", "mel")!r} features shaped '
                        f'{list(needs)}; the segments given are {list(mel.shape[1:])}, another feature set.')
     if batch_size not in self._evaluators:
       self._evaluators[batch_size] = Evaluator(DataParallel('jit', jax.local_devices()[:1]), batch_size)
     return self._evaluators[batch_size].log_probs(self.state, mel)
 
-  def evaluate(self, data: Arrays) -> dict[str, Any]:
-    return scores(self.log_probs(data['mel']), data, self.class_names)
+  def evaluate(self, data) -> dict[str, Any]:
+    return scores(self.log_probs(segments(data)), data, self.class_names)
 
 
 def load_trained(workdir: str, checkpoint: str = 'latest') -> Trained:
@@ -176,11 +185,16 @@ def load_data(trained: Trained, workdir: str) -> dict[str, Arrays]:
     return input_pipeline.load_datasets(trained.config)
   kind = source.get('kind')
   if kind == 'tfds':
-    datasets, current = input_pipeline.load_datasets_with_source(trained.config)
+    datasets, current = input_pipeline.load_datasets_with_source(trained.config, check_source=False)
     differ = [k for k in ('name', 'version') if current.get(k) != source.get(k)]
     if differ:
       raise ValueError(f'{workdir} was trained on {source["name"]} version {source["version"]}; the '
                        f'data at hand is {current["name"]} version {current["version"]}. Evaluate with '
+                       'the data it was trained on (its --config.data_dir) or retrain.')
+    if source.get('source_digest') and current.get('source_digest') != source['source_digest']:
+      raise ValueError(f'{workdir} was trained on {source["name"]} built from other audio than the copy '
+                       f'at hand (source digest {source["source_digest"][:12]} -> '
+                       f'{str(current.get("source_digest"))[:12]}): it was rebuilt since. Evaluate with '
                        'the data it was trained on (its --config.data_dir) or retrain.')
     return datasets
   if kind == 'crossval_fold':

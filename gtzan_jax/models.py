@@ -33,7 +33,7 @@ import jax.numpy as jnp
 
 from gtzan_jax.xla_cpu_kernels import conv_general_dilated, global_max_pool, max_pool_2x2
 
-NUM_CLASSES = 10
+NUM_CLASSES = 10  # outputs of a model built without the data's class names (benchmarks, shapes)
 
 
 class BandNorm(nn.Module):
@@ -190,8 +190,9 @@ def create_model(config, *, axis_name: str | None = None, class_names: Sequence[
                  ) -> nn.Module:
   """Builds `config.model` with its sub-config (e.g. `config.vgg`), one output per class name.
 
-  `class_names`: the data's (default: the ten GTZAN genres). 'musicnn' is the pretrained
-  transfer model of `gtzan_jax.pretrained.transfer`, whose prior reads the names.
+  `class_names`: the data's (None: the model's default of `NUM_CLASSES` outputs, for shapes
+  and benchmarks). 'musicnn' is the pretrained transfer model of `gtzan_jax.pretrained.transfer`,
+  whose prior reads the names.
   """
   if config.model == 'musicnn':
     from gtzan_jax.pretrained import transfer  # pylint: disable=g-import-not-at-top

@@ -15,6 +15,10 @@ when absent; 'musicnn', 16 kHz). Each file is cut into whole segments (mel: 2 s;
 dataset keeps them: the segments come from the feature set's `features_of_blocks`, which
 gives what the builder stores (mel: `audio.segment_features`; musicnn: its whole-clip patches,
 bit for bit), so a GTZAN file's prediction is evaluate's track result for that clip.
+A checkpoint trained on a collection (`folders`, `manifest`, `fma_*`) takes what its build took
+instead: at most its segments_per_track (15) spread evenly over the whole file (decoded whole, up
+to 30 minutes), so a song is judged on all of it, as in training; the timeline gives each
+segment's place. --max_segments=N overrides either with the first N segments;
 --max_segments=0 classifies every whole segment (for long songs). A rest shorter than a
 segment is dropped; a file shorter than one segment is zero-padded to one, and the output says
 so. The file's probabilities are the softmax of the mean of its segments' log-probabilities,
@@ -66,13 +70,13 @@ from absl import logging
 
 from gtzan_jax import cli
 from gtzan_jax import evaluate
-from gtzan_jax import library
 from gtzan_jax import tag_output
 from gtzan_jax import tag_report
 from gtzan_jax import tag_workers
 from gtzan_jax import tagging
 from tfds_gtzan import audio
 from tfds_gtzan import feature_sets
+from tfds_gtzan import library
 
 FLAGS = flags.FLAGS
 BATCH_SIZE = 16  # segments per forward pass of predict_file (today's one-file path): a clip's 14 in one batch
@@ -86,12 +90,8 @@ segment_times = tagging.segment_times
 _seconds = tagging.json_seconds
 
 
-def top_genres(probabilities: np.ndarray, k: int = 3, class_names: Sequence[str] | None = None
-               ) -> list[tuple[str, float]]:
-  """The k most probable (class, probability) pairs, most probable first; `class_names` None: GTZAN's."""
-  if class_names is None:
-    from gtzan_jax import report  # pylint: disable=g-import-not-at-top
-    class_names = report.GENRES
+def top_genres(probabilities: np.ndarray, k: int, class_names: Sequence[str]) -> list[tuple[str, float]]:
+  """The k most probable (class, probability) pairs, most probable first."""
   return tagging.top_k(probabilities, class_names, k)
 
 
@@ -105,6 +105,17 @@ def predict_file(trained: evaluate.Trained, path: str, max_segments: int | None 
   decoded, ValueError for a negative `max_segments`.
   """
   fs = feature_set_of(trained)
+  spread = tagging.spread_of(trained) if max_segments is None else 0
+  if spread:  # as the collection's build took them: spread over the whole file
+    pieces = tag_workers.spread_file_features(path, fs, spread)
+    mel = next(pieces, None)
+    info = _finish(pieces)
+    if info['error']:
+      raise audio.AudioError(path, info['error'])
+    log_probs = trained.log_probs(mel, BATCH_SIZE)
+    return Prediction(path, info['seconds'], info['padded'], tagging.file_probabilities(log_probs),
+                      np.exp(log_probs), info['whole_segments'], fs.name, tagging.class_names_of(trained),
+                      tuple(info['positions']))
   max_segments = fs.max_segments if max_segments is None else max_segments
   if max_segments < 0:
     raise ValueError(f'max_segments must be >= 0 (0: every whole segment), got {max_segments}.')
@@ -131,6 +142,15 @@ def predict_file(trained: evaluate.Trained, path: str, max_segments: int | None 
   log_probs = np.concatenate(log_probs)
   return Prediction(path, samples / fs.sample_rate, padded, tagging.file_probabilities(log_probs),
                     np.exp(log_probs), fs.segments_in(samples), fs.name, tagging.class_names_of(trained))
+
+
+def _finish(pieces) -> dict[str, Any]:
+  """The info a `tag_workers` feature generator returns once exhausted."""
+  try:
+    while True:
+      next(pieces)
+  except StopIteration as stop:
+    return stop.value
 
 
 def _clock(seconds: float) -> str:
@@ -223,6 +243,8 @@ def run(workdir: str | None, paths: Sequence[str], *, with_segments: bool = Fals
           'step': int(getattr(trained, 'step', 0)), 'features': fs.name,
           'max_segments': fs.max_segments if max_segments is None else max_segments,
           'timeline': with_segments, 'class_names': list(tagging.class_names_of(trained))}
+  if max_segments is None and tagging.spread_of(trained):  # (only then: older outputs' settings stay equal)
+    meta['segments_per_track'] = tagging.spread_of(trained)
   out = tag_output.OutputFile(output, row_format, found.entries, meta, resume=resume, overwrite=overwrite,
                               chunk_size=chunk_size)
   todo = [entry for i, entry in enumerate(found.entries) if not out.reused(i)]
@@ -351,6 +373,6 @@ if __name__ == '__main__':
   flags.DEFINE_integer('chunk_size', CHUNK_SIZE, 'Rows per atomic extension of --output (a kill loses at most '
                        'one chunk).', lower_bound=1)
   flags.DEFINE_list('extensions', None, 'File extensions to take from folders; default: every format the '
-                    'decoder reads (gtzan_jax/library.py).')
+                    'decoder reads (tfds_gtzan/library.py).')
   flags.DEFINE_bool('progress', True, 'Show a progress bar on stderr (where it is a terminal).')
   cli.run(main)

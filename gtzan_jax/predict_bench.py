@@ -91,7 +91,8 @@ def measure(config: ml_collections.ConfigDict, *, clips: int = 100, long_files: 
             log: Callable[[str], None] = print) -> dict[str, Any]:
   """Every measurement of the module docstring; returns them JSON-ready."""
   import threadpoolctl  # pylint: disable=g-import-not-at-top
-  from gtzan_jax import library, predict, tag_output, tag_report, tagging  # pylint: disable=g-import-not-at-top
+  from gtzan_jax import predict, tag_output, tag_report, tagging  # pylint: disable=g-import-not-at-top
+  from tfds_gtzan import library  # pylint: disable=g-import-not-at-top
   trained = _model(config)
   workers = workers or os.cpu_count() or 1
   results: dict[str, Any] = {'clips': clips, 'clip_seconds': CLIP_SECONDS, 'long_files': long_files,

@@ -4,8 +4,8 @@ Figures are drawn on `matplotlib.figure.Figure` objects and saved as PNG with th
 Agg renderer, without pyplot, so no display or global backend is involved.
 
   names, track_log_probs, track_labels = aggregate_tracks(log_probs, labels, tracks)
-  metrics = classification_metrics(labels, log_probs.argmax(-1))
-  plot_confusion(metrics['confusion'], 'Test tracks', 'confusion.png')
+  metrics = classification_metrics(labels, log_probs.argmax(-1), class_names)
+  plot_confusion(metrics['confusion'], 'Test tracks', 'confusion.png', class_names)
 """
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
-
-from tfds_gtzan.synthetic import GENRES  # alphabetical = label order
 
 
 def aggregate_tracks(log_probs: np.ndarray, labels: np.ndarray,
@@ -43,7 +41,7 @@ def aggregate_tracks(log_probs: np.ndarray, labels: np.ndarray,
 
 
 def classification_metrics(labels: np.ndarray, predictions: np.ndarray,
-                           class_names: Sequence[str] = GENRES) -> dict[str, Any]:
+                           class_names: Sequence[str]) -> dict[str, Any]:
   """Accuracy, per-class precision / recall / F1 / support, macro F1 and the confusion matrix.
 
   `confusion[i][j]` counts examples of class i predicted as j. A class that is never
@@ -93,7 +91,7 @@ def _save_figure(fig: Figure, path: str) -> None:
 
 
 def plot_confusion(confusion: Sequence[Sequence[int]], title: str, path: str,
-                   class_names: Sequence[str] = GENRES) -> None:
+                   class_names: Sequence[str]) -> None:
   """Counts and row-normalised (recall) confusion matrices side by side, as a PNG."""
   counts = np.asarray(confusion)
   normalised = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)

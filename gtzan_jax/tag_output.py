@@ -50,7 +50,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from gtzan_jax import library
+from tfds_gtzan import library
 from gtzan_jax import report
 from gtzan_jax import tagging
 

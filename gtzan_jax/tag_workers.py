@@ -1,6 +1,6 @@
 """Decoding and feature extraction for `gtzan_jax.tagging`, in worker processes or threads.
 
-  with make_pool('process', workers=2, feature_set='mel', max_segments=14) as pool:
+  with make_pool('process', workers=2, feature_set='mel', max_segments=14) as pool:   # spread=K: see file_features
     pool.submit(0, 'a.mp3')                  # while pool.can_submit()
     for message in pool.get(timeout=1.0):    # ('part', 0, segments) ... ('end', 0, segments, info)
       ...
@@ -46,8 +46,8 @@ TASKS_PER_WORKER = 4  # files handed to a worker ahead: one decoding, the others
 POOLS = ('process', 'thread')
 
 
-def file_features(path: str, feature_set: Any, max_segments: int,
-                  block_seconds: float = BLOCK_SECONDS) -> Generator[np.ndarray, None, dict[str, Any]]:
+def file_features(path: str, feature_set: Any, max_segments: int, block_seconds: float = BLOCK_SECONDS,
+                  spread: int = 0) -> Generator[np.ndarray, None, dict[str, Any]]:
   """Yields the feature segments of a file's first `max_segments` (0: all) whole segments, in pieces.
 
   `feature_set`: a `tfds_gtzan.feature_sets.FeatureSet`. The segments are those of
@@ -55,7 +55,11 @@ def file_features(path: str, feature_set: Any, max_segments: int,
   shorter than one segment is zero-padded to one. Returns (as StopIteration's value) the
   file's info: 'seconds', 'segments' (yielded), 'whole_segments' (in the file), 'padded' and
   'error' (None, or why the file could not be read: the segments yielded before are void).
+  `spread` K > 0 (a checkpoint trained on a collection): instead, at most K segments spread
+  over the whole file, as the collection's build takes them (`spread_file_features`).
   """
+  if spread:
+    return (yield from spread_file_features(path, feature_set, spread))
   from tfds_gtzan import audio  # pylint: disable=g-import-not-at-top  (librosa: workers only)
   fs = feature_set
   samples, short, exhausted, count = 0, [], False, 0
@@ -93,6 +97,34 @@ def file_features(path: str, feature_set: Any, max_segments: int,
           'padded': padded, 'error': None}
 
 
+def spread_file_features(path: str, feature_set: Any, count: int) -> Generator[np.ndarray, None, dict[str, Any]]:
+  """`file_features` of at most `count` segments spread over the whole file (`FeatureSet.spread_features`).
+
+  What a collection's build stores for the file: decoded whole (up to
+  `feature_sets.MAX_TRACK_SECONDS`), so memory holds that much audio. The info adds
+  'positions', each segment's place in the file (in segments from its start).
+  """
+  from tfds_gtzan import audio  # pylint: disable=g-import-not-at-top  (librosa: workers only)
+  from tfds_gtzan import feature_sets  # pylint: disable=g-import-not-at-top
+  fs = feature_set
+  try:
+    y = audio.load_audio(path, fs.sample_rate, max_seconds=feature_sets.MAX_TRACK_SECONDS)
+    segments, positions = fs.spread_features(y, count)
+    padded = not len(segments)
+    if padded:
+      segments, positions = fs.features(np.pad(y, (0, max(0, fs.segment_samples - len(y)))), 1), np.zeros(1, int)
+    seconds, total = len(y) / fs.sample_rate, len(y)
+    if len(y) >= feature_sets.MAX_TRACK_SECONDS * fs.sample_rate:  # cut: the header tells the rest
+      seconds, total = _duration(path, fs.sample_rate, iter(()), len(y))
+  except audio.AudioError as e:
+    return {'error': e.reason}
+  except Exception as e:  # pylint: disable=broad-except  (a decoder's own failure: one file's row)
+    return {'error': f'{type(e).__name__}: {str(e).splitlines()[0] if str(e) else "failed"}'}
+  yield segments
+  return {'seconds': seconds, 'segments': len(segments), 'whole_segments': fs.segments_in(total),
+          'padded': padded, 'error': None, 'positions': [int(p) for p in positions]}
+
+
 def _duration(path: str, sample_rate: int, rest: Iterator[np.ndarray], samples: int) -> tuple[float, int]:
   """(seconds, samples at `sample_rate`) of a file read only in part: its header's, else the rest decoded."""
   import soundfile as sf  # pylint: disable=g-import-not-at-top
@@ -107,7 +139,7 @@ def _duration(path: str, sample_rate: int, rest: Iterator[np.ndarray], samples: 
   return samples / sample_rate, samples
 
 
-def worker_loop(receive, send, feature_set: str, max_segments: int) -> None:
+def worker_loop(receive, send, feature_set: str, max_segments: int, spread: int = 0) -> None:
   """Decodes the files `receive()` names ((index, path); None: stop) and `send`s their features.
 
   Messages: ('part', index, segments) for every piece but the last, then ('end', index,
@@ -120,7 +152,7 @@ def worker_loop(receive, send, feature_set: str, max_segments: int) -> None:
     if task is None:
       return
     index, path = task
-    pieces = file_features(path, fs, max_segments)
+    pieces = file_features(path, fs, max_segments, spread=spread)
     held = None
     while True:
       try:
@@ -136,7 +168,7 @@ def worker_loop(receive, send, feature_set: str, max_segments: int) -> None:
 
 
 def _process_main(worker_id: int, conn: multiprocessing.connection.Connection, feature_set: str,
-                  max_segments: int) -> None:
+                  max_segments: int, spread: int = 0) -> None:
   """A worker process: `worker_loop` over its pipe, one BLAS thread; ends when the pipe closes."""
   signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
   devnull = os.open(os.devnull, os.O_WRONLY)  # decoders' own chatter (mpg123's "Note: ...") per bad file:
@@ -146,7 +178,7 @@ def _process_main(worker_id: int, conn: multiprocessing.connection.Connection, f
     try:
       from tfds_gtzan import audio  # pylint: disable=g-import-not-at-top,unused-import  (import once, now)
       conn.send(('hello', worker_id, {'pid': os.getpid(), 'jax_imported': 'jax' in sys.modules}))
-      worker_loop(conn.recv, conn.send, feature_set, max_segments)
+      worker_loop(conn.recv, conn.send, feature_set, max_segments, spread)
     except (EOFError, BrokenPipeError, ConnectionResetError, KeyboardInterrupt):
       pass  # the parent is gone or closing
 
@@ -180,10 +212,10 @@ class Pool:
 
   kind = ''
 
-  def __init__(self, workers: int, feature_set: str, max_segments: int):
+  def __init__(self, workers: int, feature_set: str, max_segments: int, spread: int = 0):
     if workers < 1:
       raise ValueError(f'--workers must be >= 1, got {workers}.')
-    self.workers, self.feature_set, self.max_segments = workers, feature_set, max_segments
+    self.workers, self.feature_set, self.max_segments, self.spread = workers, feature_set, max_segments, spread
     self.outstanding: list[list[tuple[int, str]]] = [[] for _ in range(workers)]
     self.worker_info: dict[int, dict[str, Any]] = {}
     self.crashes = 0
@@ -244,8 +276,8 @@ class ThreadPool(Pool):
 
   kind = 'thread'
 
-  def __init__(self, workers: int, feature_set: str, max_segments: int):
-    super().__init__(workers, feature_set, max_segments)
+  def __init__(self, workers: int, feature_set: str, max_segments: int, spread: int = 0):
+    super().__init__(workers, feature_set, max_segments, spread)
     import threadpoolctl  # pylint: disable=g-import-not-at-top
     self._limits = threadpoolctl.threadpool_limits(limits=1, user_api='blas')
     self._results: queue.Queue = queue.Queue(maxsize=TASKS_PER_WORKER * workers)  # bounded: they wait
@@ -263,7 +295,7 @@ class ThreadPool(Pool):
         raise _Stopped
       self._results.put((worker, message))
     with contextlib.suppress(_Stopped):
-      worker_loop(self._tasks[worker].get, send, self.feature_set, self.max_segments)
+      worker_loop(self._tasks[worker].get, send, self.feature_set, self.max_segments, self.spread)
 
   def _send(self, worker: int, task) -> None:
     self._tasks[worker].put(task)
@@ -297,8 +329,8 @@ class ProcessPool(Pool):
   kind = 'process'
   MAX_CRASHES = 100  # workers that died in a decoder, in one run, before giving up
 
-  def __init__(self, workers: int, feature_set: str, max_segments: int):
-    super().__init__(workers, feature_set, max_segments)
+  def __init__(self, workers: int, feature_set: str, max_segments: int, spread: int = 0):
+    super().__init__(workers, feature_set, max_segments, spread)
     self._context = multiprocessing.get_context('spawn')
     self._processes: list[Any] = [None] * workers
     self._conns: list[Any] = [None] * workers
@@ -310,7 +342,8 @@ class ProcessPool(Pool):
   def _start(self, worker: int) -> None:
     parent_end, child_end = self._context.Pipe(duplex=True)
     process = self._context.Process(target=_process_main, name=f'tag-worker-{self._started}',
-                                    args=(self._started, child_end, self.feature_set, self.max_segments),
+                                    args=(self._started, child_end, self.feature_set, self.max_segments,
+                                          self.spread),
                                     daemon=True)
     process.start()
     child_end.close()
@@ -383,7 +416,7 @@ class ProcessPool(Pool):
         process.join(timeout=5)
 
 
-def make_pool(kind: str, workers: int, feature_set: str, max_segments: int) -> Pool:
+def make_pool(kind: str, workers: int, feature_set: str, max_segments: int, spread: int = 0) -> Pool:
   if kind not in POOLS:
     raise ValueError(f'--pool must be one of {", ".join(POOLS)}, got {kind!r}.')
-  return (ProcessPool if kind == 'process' else ThreadPool)(workers, feature_set, max_segments)
+  return (ProcessPool if kind == 'process' else ThreadPool)(workers, feature_set, max_segments, spread)

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from gtzan_jax import library
+from tfds_gtzan import library
 from gtzan_jax import tag_workers
 from tfds_gtzan import feature_sets
 
@@ -58,7 +58,8 @@ class Prediction:
   segment_probabilities: np.ndarray  # [segments, classes]: the segments used, from the start
   whole_segments: int = 0  # whole segments in the file: more than those used past --max_segments
   features: str = feature_sets.DEFAULT  # the feature set: its segment length times the timeline
-  class_names: tuple[str, ...] | None = None  # the checkpoint's; None: the ten GTZAN genres
+  class_names: tuple[str, ...] | None = None  # the checkpoint's
+  positions: tuple[int, ...] | None = None  # each segment's place (in segments); None: 0, 1, ... from the start
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,19 +79,13 @@ def feature_set_of(trained: Any) -> feature_sets.FeatureSet:
 
 
 def class_names_of(trained: Any) -> tuple[str, ...]:
-  """The checkpoint's class names (`Trained.class_names`: its data's, else the ten GTZAN genres)."""
-  names = getattr(trained, 'class_names', None)
-  if not names:
-    from gtzan_jax import report  # pylint: disable=g-import-not-at-top
-    names = report.GENRES
-  return tuple(names)
+  """The checkpoint's class names (`Trained.class_names`: those of the data it was trained on)."""
+  return tuple(trained.class_names)
 
 
 def names_of(prediction: Prediction) -> tuple[str, ...]:
-  if prediction.class_names:
-    return prediction.class_names
-  from gtzan_jax import report  # pylint: disable=g-import-not-at-top
-  return tuple(report.GENRES)
+  """The prediction's class names ('0', '1', ... where it came without them)."""
+  return prediction.class_names or tuple(str(i) for i in range(len(prediction.probabilities)))
 
 
 def top_k(probabilities: np.ndarray, names: Sequence[str], k: int = 3) -> list[tuple[str, float]]:
@@ -105,10 +100,15 @@ def json_seconds(x: float) -> int | float:
 
 
 def segment_times(prediction: Prediction) -> list[tuple[int | float, int | float]]:
-  """(start, end) seconds of each segment used: 2 s apart for mel, 2.992 s ("3 s") for musicnn."""
+  """(start, end) seconds of each segment used: 2 s long for mel, 2.992 s ("3 s") for musicnn."""
   fs = feature_sets.get(prediction.features)
-  return [(json_seconds(i * fs.segment_duration), json_seconds((i + 1) * fs.segment_duration))
-          for i in range(len(prediction.segment_probabilities))]
+  positions = prediction.positions or range(len(prediction.segment_probabilities))
+  return [(json_seconds(i * fs.segment_duration), json_seconds((i + 1) * fs.segment_duration)) for i in positions]
+
+
+def spread_of(trained: Any) -> int:
+  """Segments per track a checkpoint's data spread over each track (a collection's: 15 by default); 0: from the start."""
+  return int((getattr(trained, 'data_source', None) or {}).get('segments_per_track', 0))
 
 
 def file_probabilities(log_probs: np.ndarray) -> np.ndarray:
@@ -274,7 +274,9 @@ class Counters:
 class Tagger:
   """Tags files with `trained`'s model; see the module docstring. A context manager: it holds the workers.
 
-  `max_segments`: per file (None: the feature set's maximum, 0: all); `batch_size` 0:
+  `max_segments`: per file (None: as the checkpoint's data took them: at most `spread_of(trained)`
+  spread over the whole file for a collection's, else the feature set's maximum from the start;
+  0: all); `batch_size` 0:
   `default_batch_size()`; `workers` 0: the CPU count; `pool`: 'process' or 'thread'
   (`tag_workers`); `window`: files in flight at most (0: max(2 x batch_size, 8 x workers)).
   """
@@ -283,6 +285,7 @@ class Tagger:
                pool: str = 'thread', window: int = 0):
     self.feature_set = feature_set_of(trained)
     self.max_segments = self.feature_set.max_segments if max_segments is None else max_segments
+    self.spread = spread_of(trained) if max_segments is None else 0
     if self.max_segments < 0:
       raise ValueError(f'--max_segments must be >= 0 (0: every whole segment), got {self.max_segments}.')
     if batch_size < 0:
@@ -305,7 +308,8 @@ class Tagger:
   def start(self) -> Tagger:
     """Starts the workers (else the first `tag` does)."""
     if self._pool is None:
-      self._pool = tag_workers.make_pool(self.pool_kind, self.workers, self.feature_set.name, self.max_segments)
+      self._pool = tag_workers.make_pool(self.pool_kind, self.workers, self.feature_set.name, self.max_segments,
+                                         self.spread)
     return self
 
   @property
@@ -431,5 +435,6 @@ class Tagger:
     log_probs = np.concatenate(state.parts)
     info = state.info
     prediction = Prediction(entry.path, info['seconds'], info['padded'], file_probabilities(log_probs),
-                            np.exp(log_probs), info['whole_segments'], self.feature_set.name, self.class_names)
+                            np.exp(log_probs), info['whole_segments'], self.feature_set.name, self.class_names,
+                            tuple(info['positions']) if info.get('positions') else None)
     return Tagged(entry, prediction)

@@ -45,7 +45,8 @@ from gtzan_jax.run_control import NonFiniteLossError, TrainingInterrupted  # pyl
 Arrays = dict[str, np.ndarray]
 # Config keys a resumed run may change: none of them changes a step's inputs or arithmetic.
 RESUMABLE_KEYS = ('log_every_steps', 'checkpoint_every_steps', 'keep_checkpoints', 'compilation_cache_dir',
-                  'eval_batch_size', 'device_resident', 'parallelism', 'data_dir', 'manual_dir')
+                  'eval_batch_size', 'device_resident', 'parallelism', 'data_dir', 'manual_dir', 'rebuild_data',
+                  'memory_budget')  # where the data is read from and held, not what it is
 
 
 class TrainState(train_state.TrainState):
@@ -73,7 +74,8 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   need(config.get('device_resident', 'off') in ('auto', 'on', 'off'), 'device_resident', 'auto, on or off')
   for key in ('batch_size', 'num_epochs', 'log_every_steps', 'keep_checkpoints'):
     need(config.get(key, 1) >= 1, key, 'at least 1')
-  for key in ('eval_batch_size', 'checkpoint_every_steps', 'seed', 'warmup_epochs', 'weight_decay'):
+  for key in ('eval_batch_size', 'checkpoint_every_steps', 'seed', 'warmup_epochs', 'weight_decay',
+              'segments_per_track'):
     need(config.get(key, 0) >= 0, key, 'not negative')
   need(config.get('learning_rate', 1) > 0, 'learning_rate', 'positive')
   need(0 <= config.get('label_smoothing', 0) < 1, 'label_smoothing', 'in [0, 1)')
@@ -83,6 +85,10 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   for key in ('audio_copies', 'seed', 'time_masks', 'time_mask_width', 'freq_masks', 'freq_mask_width',
               'mixup_alpha'):
     need(augment.get(key, 0) >= 0, f'augment.{key}', 'not negative')
+  try:
+    input_pipeline.memory_budget(config)
+  except ValueError:
+    problems.append(f'memory_budget={config.get("memory_budget")!r} (\'auto\' or a size such as 2GB, 512MB, 0)')
   if problems:
     raise ValueError(f'config: {"; ".join(problems)}.')
 
@@ -167,17 +173,21 @@ def cross_entropy(logits: jax.Array, labels: jax.Array, label_smoothing: float =
 
 
 def train_step(state: TrainState, batch: dict[str, jax.Array], *, axis_name: str | None,
-               label_smoothing: float = 0.0, num_classes: int = models.NUM_CLASSES,
+               label_smoothing: float = 0.0, num_classes: int | None = None,
                augment: ml_collections.ConfigDict | None = None) -> tuple[TrainState, dict[str, jax.Array]]:
   """One optimizer step on a (per-device, under pmap) batch.
 
   `augment` (config.augment) turns on SpecAugment masks and mixup of the batch
-  inside the step; its audio keys are the builder's business. `num_classes`: the data's.
+  inside the step; its audio keys are the builder's business. `num_classes`: the data's
+  (None: the model's output size).
   """
   rng = jax.random.fold_in(state.rng, state.step)
   if axis_name:
     rng = jax.random.fold_in(rng, jax.lax.axis_index(axis_name))
   mel, labels = batch['mel'], batch['label']
+  if num_classes is None:
+    num_classes = jax.eval_shape(lambda: state.apply_fn({'params': state.params, 'batch_stats': state.batch_stats},
+                                                        mel, train=False)).shape[-1]
   targets = jax.nn.one_hot(labels, num_classes)
   if augment is not None and (augment.time_masks or augment.freq_masks):
     norm = state.batch_stats.get('input_norm')
@@ -275,10 +285,10 @@ def _log_report(point: epochs_lib.Report, progress: run_control.Progress, writer
   writer.write_scalars(point.step, {'train/examples_per_s': rate})
 
 
-def _validate(evaluator: evaluation.Evaluator, state: TrainState, data: Arrays, writer, step: int,
-              epoch: int, config: ml_collections.ConfigDict, epoch_metrics: list) -> dict[str, float]:
+def _validate(evaluator: evaluation.Evaluator, state: TrainState, data: Arrays, class_names: list[str], writer,
+              step: int, epoch: int, config: ml_collections.ConfigDict, epoch_metrics: list) -> dict[str, float]:
   """Scores the validation split at an epoch's end; logs it and writes it to TensorBoard and history."""
-  validation = evaluation.summary(evaluator.evaluate(state, data))
+  validation = evaluation.summary(evaluator.evaluate(state, data, class_names))
   logging.info('epoch %d/%d | validation accuracy %.4f (tracks %.4f) | loss %.4f', epoch + 1,
                config.num_epochs, validation['accuracy'], validation['track_accuracy'], validation['loss'])
   writer.write_scalars(step, {f'validation/{k}': v for k, v in validation.items()})
@@ -319,7 +329,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   par.check_batch_size(eval_batch_size, 'config.eval_batch_size')
   if datasets is None:
     datasets, data_source = input_pipeline.load_datasets_with_source(config)
-  data_source = data_source or input_pipeline.arrays_source('arrays passed to train_and_evaluate')
+  data_source = data_source or input_pipeline.arrays_source(
+      'arrays passed to train_and_evaluate', input_pipeline.class_names_of_labels(datasets))
   class_names = data_source['class_names']
   model = models.create_model(config, axis_name=par.axis_name, class_names=class_names)
   spe = input_pipeline.steps_per_epoch(len(datasets['train']['label']), config.batch_size)
@@ -328,7 +339,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                                                          workdir, data_source)
   else:
     state = create_train_state(jax.random.PRNGKey(config.seed), config, model, spe,
-                               input_pipeline.band_statistics(datasets['train']['mel']))
+                               input_pipeline.training_band_statistics(datasets['train']))
     train_data, validation_data = datasets['train'], datasets['validation']
   checkpoints, writer = _Checkpoints(workdir, config, spe, data_source, par), metric_writers.create(workdir)
   with _closing(checkpoints.ckpt, writer), run_control.StopSignals() as stop:
@@ -355,15 +366,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
           raise _stopped(signum, step, checkpoints.ckpt, f'at step {step}')
         if checkpoints.due(step):
           checkpoints.save(step, state)
-      validation = _validate(evaluator, state, validation_data, writer, step, epoch, config, epoch_metrics)
+      validation = _validate(evaluator, state, validation_data, class_names, writer, step, epoch, config,
+                             epoch_metrics)
       checkpoints.save(step, state, validation)
       progress.restart(step)
       if signum := stop.agreed():
         raise _stopped(signum, step, checkpoints.ckpt, f'at the end of epoch {epoch + 1} (step {step})')
     train_seconds = progress.seconds_since_start
     if validation is None:  # nothing left to train: the run was already complete
-      validation = evaluation.summary(evaluator.evaluate(state, validation_data))
-    test = evaluation.summary(evaluator.evaluate(state, datasets['test']))
+      validation = evaluation.summary(evaluator.evaluate(state, validation_data, class_names))
+    test = evaluation.summary(evaluator.evaluate(state, datasets['test'], class_names))
     logging.info('test accuracy %.4f per segment, %.4f per track (%d segments, %d tracks)',
                  test['accuracy'], test['track_accuracy'], test['num_examples'], test['num_tracks'])
     writer.write_scalars(step, {f'test/{k}': v for k, v in test.items()})
@@ -386,6 +398,11 @@ def _transfer_state(config, model, spe: int, datasets: dict[str, Arrays], batch_
   a fine-tuned model uses the patches. The test split always runs the whole network.
   """
   from gtzan_jax.pretrained import transfer  # pylint: disable=g-import-not-at-top
+  streamed = [split for split, data in datasets.items() if input_pipeline.is_streamed(data)]
+  if streamed:
+    raise ValueError(f'model={config.model!r} keeps its splits in memory, but the {", ".join(streamed)} '
+                     f'split(s) of {config.dataset} exceed config.memory_budget={config.get("memory_budget")!r}: '
+                     'raise it, or train a model from scratch (which streams).')
   state = create_train_state(jax.random.PRNGKey(config.seed), config, model, spe)
   cache = os.path.join(workdir, 'embeddings')
 

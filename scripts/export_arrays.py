@@ -40,8 +40,8 @@ def main() -> None:
     config = paper.get_config()
     config.dataset, config.data_dir, config.manual_dir = args.dataset, args.data_dir or '', args.manual_dir or ''
     config.augment.audio_copies = args.audio_copies
-    pooled = folds.pooled_segments(config)
-    arrays_io.save_pooled(args.out, pooled, quantize=args.quantize)
+    pooled, class_names = folds.pooled_segments(config)
+    arrays_io.save_pooled(args.out, pooled, class_names, quantize=args.quantize)
     print(f'{args.out}: {len(pooled["label"])} segments, {int(np.sum(pooled["copy"] == 0))} original, '
           f'{len(np.unique(pooled["track"]))} tracks, {os.path.getsize(args.out) / 2**20:.1f} MiB')
     return

@@ -23,10 +23,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from gtzan_jax import report  # noqa: E402
 from gtzan_jax.pretrained import features, musicnn, transfer, weights  # noqa: E402
+from tfds_gtzan.gtzan_mel import sources  # noqa: E402
 
 MSD_TAGS = list(transfer.MSD_TAGS)
 TAGS_OF = {genre: list(tags) for genre, tags in transfer.GENRE_TAGS.items()
-           if genre in report.GENRES}  # the GTZAN genres that have an MSD tag (issue 20's mapping)
+           if genre in sources.GENRES}  # the GTZAN genres that have an MSD tag (issue 20's mapping)
 
 
 def main() -> None:

@@ -46,7 +46,8 @@ def main() -> None:
       workdir = os.path.join(args.out, f'{model}_seed{seed}')
       start = time.perf_counter()
       results = train.train_and_evaluate(
-          config, workdir, datasets, data_source=input_pipeline.arrays_source(f'the splits of {args.arrays}'))
+          config, workdir, datasets, data_source=input_pipeline.arrays_source(
+              f'the splits of {args.arrays}', input_pipeline.legacy_class_names()))
       seconds = time.perf_counter() - start
       row = {'model': model, 'seed': seed, 'epochs': args.epochs, 'wall_s': round(seconds, 1),
              'train_examples_per_s': results['train_examples_per_s'], 'device': results['device_kind']}

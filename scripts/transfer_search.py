@@ -34,8 +34,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from gtzan_jax import folds, report  # noqa: E402
 from gtzan_jax.pretrained import features, musicnn, transfer, weights  # noqa: E402
+from tfds_gtzan.gtzan_mel import sources  # noqa: E402
 
-GENRES = list(report.GENRES)
+GENRES = list(sources.GENRES)
 
 
 def embed_folder(root: str, apply) -> dict[str, np.ndarray]:

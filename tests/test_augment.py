@@ -316,7 +316,7 @@ def test_paper_copies_skip_the_segments_a_shorter_copy_lacks(tmp_path, monkeypat
       (1, audio.N_MELS, audio.FRAMES), audio.MEL_DTYPE)
   train = [(clips[0], i, mel(14)[i], 0) for i in (0, 5, 12, 13)] + [(clips[1], 13, mel(14)[13], 0)]
   lengths = {clips[0].track: 12, clips[1].track: 14}  # Copy 1 of clip 0 is 24-26 s long.
-  monkeypatch.setattr(featurize, 'featurize_augmented', lambda clips, copies, seed, params: [
+  monkeypatch.setattr(featurize, 'featurize_augmented', lambda clips, copies, seed, params, **kwargs: [
       [featurize.AugmentedFeatures(clip, 1, mel(lengths[clip.track]))] for clip in clips])
   examples = builder._augmented_examples(train)  # pylint: disable=protected-access
   assert [(clip.track, segment, copy) for clip, segment, _, copy in examples] == [
@@ -350,7 +350,8 @@ def test_crossval_makes_the_builders_copies(builds, fake_manual_dir, tmp_path):
   config = paper.get_config()
   config.dataset, config.data_dir, config.manual_dir = 'gtzan_mel/tracks', str(builds['data_dir']), str(fake_manual_dir)
   config.augment.update(audio_copies=COPIES, **ALWAYS.to_dict())
-  pooled = folds.pooled_segments(config)  # built by the builder: every split's clips get copies
+  pooled, class_names = folds.pooled_segments(config)  # built by the builder: every split's clips get copies
+  assert class_names == list(sources.GENRES)
   all_splits = input_pipeline.dataset_name(config, augment_splits=input_pipeline.SPLITS)
   assert data.get_builder(all_splits, config.data_dir, prepare=False).is_prepared()  # kept for the next run
   train = builds['splits']['augmented']['train']
@@ -362,9 +363,9 @@ def test_crossval_makes_the_builders_copies(builds, fake_manual_dir, tmp_path):
       assert len(built) and np.array_equal(built, ours), (track, copy)
   validation_tracks = np.unique(builds['splits']['augmented']['validation']['track'])
   assert all(np.any((pooled['track'] == t) & (pooled['copy'] == COPIES)) for t in validation_tracks)
-  again = folds.pooled_segments(config)  # read back, not made again
+  again, _ = folds.pooled_segments(config)  # read back, not made again
   assert all(np.array_equal(again[k], pooled[k]) for k in pooled)
   config.augment.noise_level = 0.01  # other parameters: other copies, in a dataset of their own
-  other = folds.pooled_segments(config)
+  other, _ = folds.pooled_segments(config)
   assert input_pipeline.dataset_name(config, augment_splits=input_pipeline.SPLITS) != all_splits
   assert not np.array_equal(other['mel'][other['copy'] > 0], pooled['mel'][pooled['copy'] > 0])

@@ -218,6 +218,8 @@ PREDICT_READ = {
 class _LoudestBand:
   """Stands in for a trained model: 'classifies' a segment by its loudest of 10 mel-band groups."""
 
+  class_names = tuple(f'band{i}' for i in range(10))
+
   def log_probs(self, mel: np.ndarray, batch_size: int) -> np.ndarray:
     assert mel.dtype == audio.MEL_DTYPE and mel.shape[1:] == (audio.N_MELS, audio.FRAMES)
     assert 0 < len(mel) <= max(batch_size, predict.BLOCK_SECONDS // audio.SEGMENT_SECONDS)  # bounded batches
@@ -251,7 +253,7 @@ def test_predict_reads_what_it_can_and_names_what_it_cannot(tmp_path, monkeypatc
   for file in ('rock/rock.00005.au', 'pop/pop.00004.wav', 'pop/pop.00005.wav', 'pop/pop.00006.wav',
                'pop/pop.00007.wav', 'pop/pop.00008.flac'):
     assert results[file]['top'][0][0] == results['rock/rock.00005.au']['top'][0][0], file
-  assert results['rock/rock.00005.au']['top'][0][0] == predict.top_genres(np.exp(original))[0][0]
+  assert results['rock/rock.00005.au']['top'][0][0] == predict.top_genres(np.exp(original), 1, _LoudestBand.class_names)[0][0]
 
 
 def test_blocks_of_a_resampled_file_equal_the_whole_file(tmp_path):
@@ -281,6 +283,7 @@ def test_long_files_are_read_in_bounded_memory(tmp_path):
       'from gtzan_jax import predict\n'
       'from tfds_gtzan import audio\n'
       'class Model:\n'
+      '  class_names = tuple(str(i) for i in range(10))\n'
       '  def log_probs(self, mel, batch_size):\n'
       '    return np.full((len(mel), 10), -np.log(10.0), np.float32)\n'
       'def peak():\n'

@@ -70,8 +70,9 @@ def test_builder_defaults(tmp_path):
   assert builder.info.features['mel'].np_dtype == np.float16
   assert dict(builder.info.metadata) == {'feature_set': 'mel', **audio.FEATURE_PARAMS}
   assert tuple(synthetic.GENRES) == sources.GENRES
-  assert {c.name for c in builder.BUILDER_CONFIGS} == {'synthetic', 'fault_filtered', 'tracks',
-                                                       'paper'}
+  assert {c.name for c in builder.BUILDER_CONFIGS} == {'synthetic', 'fault_filtered', 'tracks', 'paper',
+                                                       'folders', 'manifest', 'fma_small', 'fma_medium',
+                                                       'fma_large'}
   paper = tfds.builder('gtzan_mel/paper', data_dir=tmp_path).builder_config.description
   assert 'several' in paper and 'inflates test accuracy' in paper
 
@@ -113,8 +114,10 @@ def test_musicnn_config_stores_96_by_187_patches(musicnn_build):
   assert builder.info.features['mel'].shape == (96, 187)
   assert builder.info.features['mel'].np_dtype == np.float16
   assert builder.info.version == gtzan_mel_dataset_builder.Builder.VERSION
-  assert dict(builder.info.metadata) | {'summary': None} == {
-      'feature_set': 'musicnn', **feature_sets.get('musicnn').params, 'summary': None}
+  metadata = dict(builder.info.metadata)
+  assert metadata | {'summary': None, 'source': None} == {
+      'feature_set': 'musicnn', **feature_sets.get('musicnn').params, 'summary': None, 'source': None,
+      'class_names': list(sources.GENRES)}
   for split_data in musicnn_build['splits'].values():
     assert split_data['mel'].shape[1:] == (96, 187) and split_data['mel'].dtype == np.float16
     assert np.isfinite(split_data['mel']).all() and split_data['mel'].max() < 6.6

@@ -11,6 +11,8 @@ import pytest
 from gtzan_jax import arrays_io, crossval, evaluate, folds, tables
 from tests.conftest import REPO, SHARED_MINI
 
+NAMES = [f'genre{i}' for i in range(10)]
+
 
 def _tracked_data(tracks_per_genre=4, segments=3, seed=0):
   """Fake segments of 10 genres x `tracks_per_genre` tracks; the label is a band of extra energy."""
@@ -72,10 +74,10 @@ def test_augmented_copies_are_trained_on_but_never_validated_or_tested():
 
 def test_arrays_round_trip_quantized(tmp_path):
   data = _with_copies(_tracked_data(tracks_per_genre=2), copies=1)
-  arrays_io.save_pooled(str(tmp_path / 'exact.npz'), data)
+  arrays_io.save_pooled(str(tmp_path / 'exact.npz'), data, NAMES)
   exact = arrays_io.load_pooled(str(tmp_path / 'exact.npz'))
   assert all(np.array_equal(exact[k], data[k]) for k in data)
-  arrays_io.save_pooled(str(tmp_path / 'q.npz'), data, quantize=True)
+  arrays_io.save_pooled(str(tmp_path / 'q.npz'), data, NAMES, quantize=True)
   assert os.path.getsize(tmp_path / 'q.npz') < 0.6 * os.path.getsize(tmp_path / 'exact.npz')
   quantized = arrays_io.load_pooled(str(tmp_path / 'q.npz'))
   assert quantized['mel'].dtype == np.float16
@@ -140,7 +142,7 @@ def test_evaluate_on_a_fold_scores_that_folds_own_test_tracks(tiny_config, tmp_p
   """The fold's checkpoint records its fold: evaluate rebuilds exactly its test split (no leaked tracks)."""
   data = _tracked_data(tracks_per_genre=3, segments=2)
   arrays = str(tmp_path / 'pooled.npz')
-  arrays_io.save_pooled(arrays, data)
+  arrays_io.save_pooled(arrays, data, NAMES)
   tiny_config.num_epochs, tiny_config.batch_size = 1, 8
   result = crossval.crossvalidate(tiny_config, str(tmp_path / 'cv'), folds=3, arrays=arrays)
   fold_dir = str(tmp_path / 'cv' / 'fold_1')
@@ -150,7 +152,7 @@ def test_evaluate_on_a_fold_scores_that_folds_own_test_tracks(tiny_config, tmp_p
   assert scores['track'] == result['per_fold'][1]['last']['track']
   # Segments a script passed in are recorded as such: evaluate refuses rather than guess.
   source = folds.fold_source(tiny_config, fold=0, folds=3, fold_seed=0, validation_fraction=0.1,
-                             arrays=None, pooled_by_caller=True)
+                             arrays=None, class_names=NAMES, pooled_by_caller=True)
   with pytest.raises(ValueError, match='segments a script passed in'):
     folds.fold_data(tiny_config, source)
 

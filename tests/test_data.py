@@ -136,7 +136,8 @@ def test_get_builder_prepares_only_when_asked(fake_data_dir, tmp_path):
 
 def test_read_split(fake_data_dir):
   split = data.read_split('gtzan_mel/tracks', 'train', fake_data_dir)
-  assert set(split) == {'mel', 'label', 'track', 'segment', 'copy'}
+  assert set(split) == {'mel', 'label', 'track', 'segment', 'copy', 'group'}
+  assert not any(split['group'])  # GTZAN's clips have no group
   assert split['mel'].shape == (24, 128, 173) and split['mel'].dtype == np.float16
   assert split['label'].dtype == np.int32 and split['segment'].dtype == np.int32
   assert split['copy'].dtype == np.int32 and not split['copy'].any()

@@ -139,18 +139,18 @@ def test_load_datasets_records_the_feature_set_and_crossval_pools_it(fake_tree):
   musicnn = _config(**fake_tree, features='musicnn')
   mel_splits, mel_source = input_pipeline.load_datasets_with_source(mel)
   splits, source = input_pipeline.load_datasets_with_source(musicnn)
-  assert set(mel_source) == {'kind', 'name', 'version', 'class_names'}  # as before feature sets
+  assert set(mel_source) == {'kind', 'name', 'version', 'class_names', 'source_digest'}  # no 'features'
   assert source == mel_source | {'name': 'gtzan_mel/tracks_musicnn', 'features': 'musicnn'}
   assert input_pipeline.data_source_changes(mel_source, source) == [
       "features None -> 'musicnn'", "name 'gtzan_mel/tracks' -> 'gtzan_mel/tracks_musicnn'"]
   for split in input_pipeline.SPLITS:
     assert splits[split]['mel'].shape[1:] == input_pipeline.input_shape(musicnn) == (96, 187)
     assert set(splits[split]['track']) == set(mel_splits[split]['track'])
-  pooled = folds.pooled_segments(musicnn)
+  pooled, _ = folds.pooled_segments(musicnn)
   assert pooled['mel'].shape == (20, 96, 187)  # 20 clips of one 4.5 s patch
   assert sorted(pooled['track']) == sorted(np.concatenate([splits[s]['track'] for s in input_pipeline.SPLITS]))
-  assert folds.pooled_segments(mel)['mel'].shape == (40, 128, 173)
-  record = dict(fold=0, folds=2, fold_seed=0, validation_fraction=0.1, arrays=None)
+  assert folds.pooled_segments(mel)[0]['mel'].shape == (40, 128, 173)
+  record = dict(fold=0, folds=2, fold_seed=0, validation_fraction=0.1, arrays=None, class_names=['a', 'b'])
   assert 'features' not in folds.fold_source(mel, **record)
   assert folds.fold_source(musicnn, **record) == folds.fold_source(mel, **record) | {'features': 'musicnn'}
 

@@ -68,7 +68,8 @@ def test_every_config_file_builds_its_model():
   assert {'default', 'paper', 'synthetic', 'small_data', 'cnn', 'lstm', 'gru'} <= set(names)
   for name in names:
     config = importlib.import_module(f'configs.{name}').get_config()
-    variables = jax.eval_shape(lambda x, c=config: models.create_model(c).init(jax.random.PRNGKey(0), x, train=False),
+    variables = jax.eval_shape(lambda x, c=config: models.create_model(c, class_names=('rock', 'jazz', 'x')).init(
+        jax.random.PRNGKey(0), x, train=False),
                                jnp.zeros((2, 128, 173)))
     assert 'params' in variables, name
 

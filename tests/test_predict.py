@@ -16,7 +16,7 @@ import soundfile as sf
 
 from conftest import REPO, fake_split
 from configs import paper
-from gtzan_jax import predict, train
+from gtzan_jax import input_pipeline, predict, train
 from tfds_gtzan.synthetic import GENRES
 
 
@@ -29,7 +29,8 @@ def workdir(tmp_path_factory):
   config.num_epochs = 1
   datasets = {'train': fake_split(64, 0), 'validation': fake_split(24, 1), 'test': fake_split(24, 2)}
   path = str(tmp_path_factory.mktemp('workdir'))
-  train.train_and_evaluate(config, path, datasets, jax.devices()[:1])
+  train.train_and_evaluate(config, path, datasets, jax.devices()[:1],
+                           data_source=input_pipeline.arrays_source('fake GTZAN-like splits', GENRES))
   return path
 
 
@@ -118,6 +119,8 @@ def test_cli_classifies_the_readable_files_and_exits_non_zero(workdir, audio_fil
 
 class _Stub:
   """Stands in for a model restored from a workdir trained with config.features=`features`: records its input."""
+
+  class_names = tuple(f'class{i}' for i in range(10))
 
   def __init__(self, features=None):
     self.config = ml_collections.ConfigDict({} if features is None else {'features': features})
@@ -280,7 +283,7 @@ from gtzan_jax import predict
 
 class Stub:  # the model: a numpy function of the segments (the model's own memory is a fixed batch)
   config = {}
-  class_names = None
+  class_names = tuple(f'class{i}' for i in range(10))
   def log_probs(self, mel, batch_size):
     energy = mel.astype(np.float32).mean(axis=2)[:, :90].reshape(len(mel), 10, 9).mean(axis=2)
     return energy - np.log(np.exp(energy).sum(axis=1, keepdims=True))

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from gtzan_jax import library, predict, tag_output, tag_report, tag_workers, tagging
+from gtzan_jax import predict, tag_output, tag_report, tag_workers, tagging
+from tfds_gtzan import library
 
 NAMES = tuple(f'class{i}' for i in range(10))
 

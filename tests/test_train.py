@@ -12,6 +12,8 @@ import pytest
 from gtzan_jax import batch_augment, checkpointing, cli, epochs, evaluation, input_pipeline, models, train
 from gtzan_jax.parallel import DataParallel
 
+NAMES = [str(i) for i in range(10)]
+
 
 def _run_steps(config, data, mode, devices, num_steps):
   """Trains `num_steps` on consecutive batches; returns the losses and the final host state."""
@@ -115,7 +117,7 @@ def test_evaluation_counts_every_example(tiny_config, fake_datasets):
   model = models.create_model(tiny_config)
   state = par.put_state(train.create_train_state(jax.random.PRNGKey(0), tiny_config, model, 10))
   data = {k: v[:21] for k, v in fake_datasets['test'].items()}  # 21 = one full batch of 16 + 5 padded
-  metrics = evaluation.summary(evaluation.Evaluator(par, 16).evaluate(state, data))
+  metrics = evaluation.summary(evaluation.Evaluator(par, 16).evaluate(state, data, NAMES))
   assert metrics['num_examples'] == 21 and metrics['num_tracks'] == 21
   log_probs = np.asarray(evaluation.log_probs_fn(par.get_state(state), data['mel'].astype(np.float32)))
   np.testing.assert_allclose(metrics['accuracy'], np.mean(log_probs.argmax(-1) == data['label']), atol=1e-6)
@@ -326,11 +328,11 @@ def test_more_epochs_under_a_cosine_schedule_would_bend_it_and_are_refused(tiny_
 
 def test_resume_refuses_other_data(tiny_config, fake_datasets, tmp_path):
   tiny_config.num_epochs = 1
-  source = input_pipeline.arrays_source('split A')
+  source = input_pipeline.arrays_source('split A', NAMES)
   train.train_and_evaluate(tiny_config, str(tmp_path), fake_datasets, jax.devices()[:1], data_source=source)
   with pytest.raises(ValueError, match='was trained on other data'):
     train.train_and_evaluate(tiny_config, str(tmp_path), fake_datasets, jax.devices()[:1],
-                             data_source=input_pipeline.arrays_source('split B'))
+                             data_source=input_pipeline.arrays_source('split B', NAMES))
 
 
 def test_a_nan_stop_closes_the_writer_and_lands_the_checkpoint_it_names(tiny_config, fake_datasets, tmp_path,

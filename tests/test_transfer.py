@@ -16,6 +16,7 @@ from gtzan_jax.pretrained import transfer
 from tfds_gtzan.gtzan_mel import sources
 
 GENRES = list(sources.GENRES)
+SOURCE = {'kind': 'arrays', 'description': 'fake patches', 'class_names': GENRES}
 
 
 def _patches(n: int, seed: int) -> dict[str, np.ndarray]:
@@ -54,7 +55,7 @@ def test_the_tag_prior_names_gtzan_genres_by_their_msd_tags():
 
 
 def test_head_on_cached_embeddings_equals_the_whole_network(probe_config):
-  model = models.create_model(probe_config)
+  model = models.create_model(probe_config, class_names=GENRES)
   mel = jnp.asarray(_patches(4, 0)['mel'], jnp.float32)
   variables = model.init(jax.random.PRNGKey(0), mel, train=False)
   whole = model.apply(variables, mel, train=False)
@@ -83,9 +84,9 @@ def test_a_musicnn_model_on_mel_features_is_a_config_error(probe_config):
 def test_probe_trains_the_head_only_through_main_training(probe_config, no_download, tmp_path):
   datasets = {'train': _patches(32, 0), 'validation': _patches(16, 1), 'test': _patches(16, 2)}
   workdir = str(tmp_path / 'probe')
-  model = models.create_model(probe_config)
+  model = models.create_model(probe_config, class_names=GENRES)
   initial = train.create_train_state(jax.random.PRNGKey(probe_config.seed), probe_config, model, 2)
-  results = train.train_and_evaluate(probe_config, workdir, datasets, jax.devices()[:1])
+  results = train.train_and_evaluate(probe_config, workdir, datasets, jax.devices()[:1], data_source=SOURCE)
   assert results['step'] == 4 and 0 <= results['test']['track_accuracy'] <= 1
   assert len(os.listdir(os.path.join(workdir, 'embeddings'))) == 2  # train and validation, computed once
   trained = evaluation.load_trained(workdir)
@@ -108,14 +109,14 @@ def test_probe_trains_the_head_only_through_main_training(probe_config, no_downl
                                        r'are \[128, 173\]'):
     trained.log_probs(mel_segments)
   # Resuming the finished run recomputes nothing and reuses the cached embeddings.
-  again = train.train_and_evaluate(probe_config, workdir, datasets, jax.devices()[:1])
+  again = train.train_and_evaluate(probe_config, workdir, datasets, jax.devices()[:1], data_source=SOURCE)
   assert again['steps_trained_this_run'] == 0
   assert again['test']['accuracy'] == pytest.approx(results['test']['accuracy'])
   # Another run can start from this one's weights (linear probe, then fine-tune).
   probe_config.musicnn.init_from = workdir
   probe_config.learning_rate = 1e-12
   probe_config.num_epochs = 1
-  train.train_and_evaluate(probe_config, str(tmp_path / 'from_probe'), datasets, jax.devices()[:1])
+  train.train_and_evaluate(probe_config, str(tmp_path / 'from_probe'), datasets, jax.devices()[:1], data_source=SOURCE)
   started = jax.device_get(evaluation.load_trained(str(tmp_path / 'from_probe')).state.params['head'])
   np.testing.assert_allclose(started['kernel'], params['head']['kernel'], atol=1e-6)
   with pytest.raises(ValueError, match=r'init_from=.* was trained on the classes'):
@@ -127,9 +128,9 @@ def test_probe_trains_the_head_only_through_main_training(probe_config, no_downl
 def test_probe_over_eight_devices_with_pmap_matches_one_device(probe_config, no_download, tmp_path):
   probe_config.num_epochs = 1
   datasets = {'train': _patches(32, 0), 'validation': _patches(16, 1), 'test': _patches(16, 2)}
-  one = train.train_and_evaluate(probe_config, str(tmp_path / 'one'), datasets, jax.devices()[:1])
+  one = train.train_and_evaluate(probe_config, str(tmp_path / 'one'), datasets, jax.devices()[:1], data_source=SOURCE)
   probe_config.parallelism = 'pmap'
-  eight = train.train_and_evaluate(probe_config, str(tmp_path / 'eight'), datasets, jax.devices())
+  eight = train.train_and_evaluate(probe_config, str(tmp_path / 'eight'), datasets, jax.devices(), data_source=SOURCE)
   assert eight['device_count'] == 8
   assert eight['test']['loss'] == pytest.approx(one['test']['loss'], rel=1e-5)
   head = [jax.device_get(evaluation.load_trained(str(tmp_path / w)).state.params['head']) for w in ('one', 'eight')]
@@ -140,7 +141,7 @@ def test_fine_tuning_moves_the_network_at_its_scaled_rate(probe_config):
   """One train step (on short patches: compiling the network's gradient is what costs here)."""
   probe_config.musicnn.train_backbone = True
   probe_config.musicnn.backbone_lr_scale = 0.1
-  model = models.create_model(probe_config)
+  model = models.create_model(probe_config, class_names=GENRES)
   state = train.create_train_state(jax.random.PRNGKey(0), probe_config, model, 1, pretrained=False)
   data = _patches(4, 0)
   batch = {'mel': jnp.asarray(data['mel'][:, :, :40]), 'label': jnp.asarray(data['label'])}
@@ -162,7 +163,7 @@ def test_the_network_starts_from_musicnns_weights(probe_config):
   except Exception as e:  # pylint: disable=broad-except
     pytest.skip(f'the musicnn wheel could not be had from the package registry: {e}')
   expected = musicnn.from_checkpoint(tensors, 'MSD_musicnn')
-  model = models.create_model(probe_config)
+  model = models.create_model(probe_config, class_names=GENRES)
   state = train.create_train_state(jax.random.PRNGKey(0), probe_config, model, 1)
   for a, b in zip(jax.tree.leaves(state.params['net']), jax.tree.leaves(expected['params'])):
     np.testing.assert_array_equal(a, b)

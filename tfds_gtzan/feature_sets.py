@@ -37,6 +37,8 @@ from tfds_gtzan import melspec
 
 DEFAULT = 'mel'
 STORAGE_DTYPE = np.float16
+# A collection's track (segments spread over it) is decoded up to this long, in a build and in predict.
+MAX_TRACK_SECONDS = 30 * 60
 
 # musicnn's input (musicnn/configuration.py and extractor.py).
 MUSICNN_SAMPLE_RATE = 16000
@@ -116,8 +118,37 @@ class FeatureSet:
     """
     raise NotImplementedError
 
+  def spread_audio(self, y: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """The audio of at most `count` whole segments of `y` spread over it (`spread`), joined, and their positions.
+
+    Segment j of the joined audio is the segment at grid position positions[j] of `y` (its
+    samples [p * segment_samples, (p + 1) * segment_samples)).
+    """
+    positions = spread(self.segments_in(len(y)), count)
+    size = self.segment_samples
+    parts = [np.asarray(y[p * size:(p + 1) * size], np.float32) for p in positions]
+    return np.concatenate([np.zeros(0, np.float32), *parts]), positions
+
+  def spread_features(self, y: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """([k, mels, frames] float16, positions [k]): the features of at most `count` segments spread
+    evenly over the whole of `y` (`spread`), where a collection's build takes a track's segments."""
+    raise NotImplementedError
+
   def _cap(self, max_segments: int | None) -> int | None:
     return self.max_segments if max_segments == -1 else max_segments
+
+
+def spread(num_segments: int, count: int) -> np.ndarray:
+  """Grid positions (int32, increasing) of at most `count` of a track's `num_segments` whole segments.
+
+  All of them when there are at most `count`; otherwise the `count` whose starts lie nearest
+  below (i + 1/2) / count of the track, i = 0..count-1: evenly spaced, centred, so neither
+  the very first nor the very last segment (intro, fade-out) is always taken. Distinct,
+  since they are more than one segment apart.
+  """
+  if num_segments <= count:
+    return np.arange(max(num_segments, 0), dtype=np.int32)
+  return ((np.arange(count) + 0.5) * num_segments / count).astype(np.int32)
 
 
 class _Mel(FeatureSet):
@@ -137,6 +168,10 @@ class _Mel(FeatureSet):
                          ) -> Iterator[np.ndarray]:
     from tfds_gtzan import audio  # pylint: disable=g-import-not-at-top  (librosa)
     return audio.segment_features_of_blocks(blocks, self._cap(max_segments))
+
+  def spread_features(self, y: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    joined, positions = self.spread_audio(y, count)  # each 2 s segment's log-mel is its own
+    return self.features(joined, None), positions
 
 
 class _Musicnn(FeatureSet):
@@ -160,6 +195,10 @@ class _Musicnn(FeatureSet):
       return np.zeros((0, *self.shape), STORAGE_DTYPE)
     patches = musicnn_log_mel_patches(y)[:cap]
     return patches.transpose(0, 2, 1).astype(STORAGE_DTYPE)
+
+  def spread_features(self, y: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    positions = spread(self.segments_in(len(y)), count)  # patches of the whole track's log-mel
+    return self.features(y, None)[positions], positions
 
   def features_of_blocks(self, blocks: Iterable[np.ndarray], max_segments: int | None = -1
                          ) -> Iterator[np.ndarray]:

@@ -49,7 +49,6 @@ import optax
 from absl import logging
 
 from gtzan_jax import models
-from gtzan_jax import report
 from gtzan_jax.pretrained import musicnn
 from gtzan_jax.pretrained import weights
 
@@ -126,12 +125,14 @@ class MusicnnClassifier(nn.Module):
 
 def create(config: ml_collections.ConfigDict, class_names: Sequence[str] | None,
            axis_name: str | None = None) -> MusicnnClassifier:
-  """The classifier of `config.musicnn` for `class_names` (default: the GTZAN genres)."""
+  """The classifier of `config.musicnn` for `class_names` (the data's; the tag prior reads them)."""
+  if not class_names:
+    raise ValueError("model='musicnn' needs the data's class names: its tag prior matches them to MSD tags.")
   options = config.get('musicnn') or ml_collections.ConfigDict()
   backbone = options.get('backbone', 'MSD_musicnn')
   if backbone not in BACKBONES:
     raise ValueError(f'config.musicnn.backbone={backbone!r}: one of {", ".join(BACKBONES)}.')
-  class_names = list(class_names or report.GENRES)
+  class_names = list(class_names)
   prior = tag_prior_matrix(class_names)
   return MusicnnClassifier(
       num_classes=len(class_names), prior=tuple(map(tuple, prior.tolist())), backbone=backbone,

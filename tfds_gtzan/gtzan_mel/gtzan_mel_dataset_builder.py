@@ -38,8 +38,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 import collections
 import dataclasses
+import functools
 import hashlib
 import json
+import os
+import shutil
 from typing import Any
 
 from absl import logging
@@ -51,12 +54,19 @@ from tfds_gtzan import audio
 from tfds_gtzan import augment
 from tfds_gtzan import feature_sets
 from tfds_gtzan import synthetic
+from tfds_gtzan.gtzan_mel import catalog
 from tfds_gtzan.gtzan_mel import featurize
+from tfds_gtzan.gtzan_mel import fma
 from tfds_gtzan.gtzan_mel import sources
 from tfds_gtzan.gtzan_mel import splits
 
 TRACKS_SEED = 0
 TRACKS_FRACTIONS = {'validation': 0.1, 'test': 0.1}  # Per genre; train gets the rest.
+_FRACTIONS_TEXT = '80/10/10 within each class'
+_SEGMENTS_TEXT = ('A track gives at most 15 segments (`segments_per_track`) spread evenly over its whole '
+                  'length, so a 4-minute song is not reduced to its intro; `segment` is a segment\'s '
+                  'position (its start over the segment length).')
+SHARD_BYTES = 256 << 20  # features per ArrayRecord file
 PAPER_SEED = 0
 PAPER_FRACTIONS = {'validation': 0.145, 'test': 0.145}  # Of all segments.
 
@@ -78,6 +88,20 @@ _GTZAN_SOURCE = ('Reads GTZAN from manual_dir (genres/<genre>/<genre>.NNNNN.wav 
                  '<genre>/<genre>.NNNNN.wav; .wav, .au, .flac, .mp3, .ogg).')
 
 Example = tuple[sources.Clip, int, np.ndarray, int]  # (clip, segment index, mel, copy)
+
+
+@dataclasses.dataclass(eq=False)
+class CollectionConfig(tfds.core.BuilderConfig):
+  """Any labelled collection: its `layout` ('folders', 'manifest', 'fma'), class names from the data.
+
+  Each track gives at most `segments_per_track` segments, spread evenly over the whole track
+  (`feature_sets.spread`: all of them for a track that has no more; a 30 s clip gives 14 or
+  15), decoded up to `sources.MAX_TRACK_SECONDS`. `collection_config(base, segments_per_track=K)`
+  registers another count under its own name.
+  """
+  layout: str = 'folders'
+  fma_size: str = ''  # 'small', 'medium' or 'large' for layout 'fma'
+  segments_per_track: int = 15
 
 
 @dataclasses.dataclass(eq=False)
@@ -145,11 +169,38 @@ class Builder(tfds.core.GeneratorBasedBuilder):
               '(~10k/2k/2k on full GTZAN). Segments of one clip land in several '
               'splits, which inflates test accuracy: prefer `tracks` or '
               f'`fault_filtered`. {_GTZAN_SOURCE}')),
+      CollectionConfig(
+          name='folders', layout='folders',
+          description=(
+              f'Any labelled collection as folders: manual_dir holds {catalog.FOLDERS_LAYOUT}; each '
+              'top folder is a class (at least two), named as the folder. Tracks are split '
+              f'stratified and track-disjoint {_FRACTIONS_TEXT} (fixed seed {TRACKS_SEED}). '
+              f'{_SEGMENTS_TEXT}')),
+      CollectionConfig(
+          name='manifest', layout='manifest',
+          description=(
+              f'Any labelled collection listed in a CSV: {catalog.MANIFEST_LAYOUT}, paths relative to '
+              'manual_dir. With a `split` column its split; else stratified '
+              f'{_FRACTIONS_TEXT} (fixed seed {TRACKS_SEED}), group-disjoint when a `group` column '
+              f'(artist, album) exists (no group in two splits), else track-disjoint. {_SEGMENTS_TEXT}')),
+      *(CollectionConfig(
+          name=f'fma_{size}', layout='fma', fma_size=size,
+          description=(
+              f'The Free Music Archive\'s fma_{size} ({count}): manual_dir holds {fma.LAYOUT}. '
+              'Labels: track.genre_top; split: FMA\'s own set.split (training/validation/test); group: '
+              f'the artist id. Tracks without genre_top are skipped and counted. {_SEGMENTS_TEXT}'))
+        for size, count in (('small', '8,000 tracks of 30 s, 8 balanced genres'),
+                            ('medium', '25,000 tracks of 30 s, 16 unbalanced genres'),
+                            ('large', '106,574 tracks of 30 s, 16 top genres'))),
   ]
   DEFAULT_BUILDER_CONFIG_NAME = 'synthetic'
   MANUAL_DOWNLOAD_INSTRUCTIONS = (
       'Except for the `synthetic` config, extract GTZAN (genres.tar.gz) so that '
-      f'manual_dir holds {sources.EXPECTED_LAYOUT}.')
+      f'manual_dir holds {sources.EXPECTED_LAYOUT}; for `folders`, `manifest` and `fma_*`, '
+      'see their descriptions.')
+
+  _spill_dir: str | None = None  # where features wait for TFDS to write them (during a build)
+  _listed_class_names: list[str] = ()  # a collection's labels before decoding (during a build)
 
   def __init__(self, *, file_format: str | None = 'array_record', **kwargs: Any):
     """Like GeneratorBasedBuilder, but stores ArrayRecord by default (random access)."""
@@ -159,7 +210,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   @classmethod
   def builder_configs(cls) -> dict[str, tfds.core.BuilderConfig]:
     """The built-in configs, their other feature sets and the augmented ones registered by `augmented_config`."""
-    return {**{config.name: config for config in cls.BUILDER_CONFIGS}, **_FEATURE_CONFIGS,
+    return {**{config.name: config for config in cls.BUILDER_CONFIGS}, **_SEGMENT_CONFIGS, **_FEATURE_CONFIGS,
             **_AUGMENTED_CONFIGS}
 
   @property
@@ -167,6 +218,12 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     """The built-in config whose clips and splits this one uses (its own name if built-in)."""
     config = self.builder_config
     return config.base if isinstance(config, DerivedConfig) else config.name
+
+  @property
+  def collection(self) -> CollectionConfig | None:
+    """The collection config this one reads (itself or its base); None for GTZAN and synthetic."""
+    base = self.builder_configs[self.base_config_name]
+    return base if isinstance(base, CollectionConfig) else None
 
   @property
   def feature_set(self) -> feature_sets.FeatureSet:
@@ -178,22 +235,38 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     config = self.builder_config
     fs = self.feature_set
     metadata = {'feature_set': fs.name, **fs.params}
+    if self.collection is not None:  # segments spread over whole tracks, not the first max_segments
+      metadata |= {'max_segments': self.collection.segments_per_track, 'placement': 'spread over the whole track',
+                   'max_track_seconds': sources.MAX_TRACK_SECONDS}
     if isinstance(config, AugmentedConfig):
       metadata['augment'] = augment.metadata(config.copies, config.seed, config.params) | {
           'splits': list(config.splits)}
+    if self.collection is None:
+      label = tfds.features.ClassLabel(names=sources.GENRES, doc='Genre.')
+      track_doc = 'Clip name, e.g. blues.00000.'
+      segment_doc = f'Index of the {fs.segment_seconds:g} s segment in its clip, 0-{fs.max_segments - 1}.'
+      collection_features = {}
+    else:  # the class names are the collection's own, set when it is built
+      label = tfds.features.ClassLabel(doc='Class: the collection\'s label (names sorted).')
+      track_doc = ('The file\'s path relative to manual_dir without its extension (FMA: the track id, '
+                   'e.g. 000002).')
+      segment_doc = (f'Position of the {fs.segment_seconds:g} s segment in its track: it starts '
+                     f'{fs.segment_duration:g} s x segment in.')
+      collection_features = {'group': tfds.features.Text(
+          doc="The track's group (the manifest's group column, FMA's artist id; '' when none): "
+              'no group is in two splits.')}
     return self.dataset_info_from_configs(
         features=tfds.features.FeaturesDict({
             'mel': tfds.features.Tensor(
                 shape=fs.shape, dtype=feature_sets.STORAGE_DTYPE,
                 encoding=tfds.features.Encoding.BYTES, doc=fs.doc),
-            'label': tfds.features.ClassLabel(names=sources.GENRES, doc='Genre.'),
-            'track': tfds.features.Text(doc='Clip name, e.g. blues.00000.'),
-            'segment': tfds.features.Scalar(
-                np.int32, doc=f'Index of the {fs.segment_seconds:g} s segment in its clip, '
-                              f'0-{fs.max_segments - 1}.'),
+            'label': label,
+            'track': tfds.features.Text(doc=track_doc),
+            'segment': tfds.features.Scalar(np.int32, doc=segment_doc),
             'copy': tfds.features.Scalar(
                 np.int32, doc='0: the clip as recorded; 1..K: augmented copy k of it (training '
                               'split of augmented configs only).'),
+            **collection_features,
         }),
         supervised_keys=('mel', 'label'),
         homepage='http://marsyas.info/downloads/datasets.html',
@@ -201,16 +274,59 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         metadata=tfds.core.MetadataDict(metadata),
     )
 
+  def _download_and_prepare(self, dl_manager: tfds.download.DownloadManager,
+                            download_config: tfds.download.DownloadConfig | None = None) -> None:
+    """Writes each split shard by shard, straight from its examples, as `tfds.core.ShardBasedBuilder` does.
+
+    GeneratorBasedBuilder's writer holds a split's serialized examples in memory to shuffle them
+    and, past 1 GB, spills them through TensorFlow, which this project does not install: a
+    split over 1 GB could not be built. Here examples go to ArrayRecord files in their sorted
+    order (readers take them in that order anyway; `tfds_gtzan.data` sorts), SHARD_BYTES a
+    file, while the features wait on disk (`featurize.Spill`, in the preparation's own
+    temporary folder, removed when the splits are written), so memory stays bounded however
+    large the collection.
+    """
+    split_builder = tfds.core.split_builder.SplitBuilder(
+        split_dict=self.info.splits, features=self.info.features, dataset_size=self.info.dataset_size,
+        beam_options=None, beam_runner=None, example_writer=self._example_writer(), ignore_duplicates=None,
+        max_examples_per_split=None, shard_config=None)
+    self._spill_dir = os.path.join(os.fspath(self.data_dir), '.features')
+    os.makedirs(self._spill_dir, exist_ok=True)
+    try:
+      examples = self._split_examples(dl_manager)
+      per_shard = max(1, SHARD_BYTES // (int(np.prod(self.feature_set.shape)) * 2))
+      futures = [split_builder.submit_shard_based_generation(
+          split_name=split,
+          example_gen_per_shard=[functools.partial(self._generate_examples, split_examples[i:i + per_shard])
+                                 for i in range(0, len(split_examples), per_shard)],
+          filename_template=self._get_filename_template(split_name=split))
+                 for split, split_examples in examples.items()]
+      self.info.set_splits(tfds.core.SplitDict([future.result() for future in futures]))
+    finally:
+      shutil.rmtree(self._spill_dir, ignore_errors=True)
+
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
-    clips, summary = self._find_clips(dl_manager)
-    results = featurize.featurize(clips, **self._feature_set_kwargs())
+    """GeneratorBasedBuilder's hook, for completeness: `_download_and_prepare` writes `_split_examples`."""
+    return {split: self._generate_examples(examples) for split, examples in self._split_examples(dl_manager).items()}
+
+  def _split_examples(self, dl_manager: tfds.download.DownloadManager) -> dict[str, list[Example]]:
+    """Every split's examples, sorted by (track, copy, segment); sets the summary, source and class names."""
+    clips, summary, source = self._find_clips(dl_manager)
+    results = featurize.featurize(clips, spill_dir=self._spill_dir, **self._feature_set_kwargs())
+    if self.collection is not None:
+      results = self._labelled(results, summary, source)
     examples = self._assign_splits([r for r in results if r.mel is not None])
     if isinstance(self.builder_config, AugmentedConfig):
       for split in self.builder_config.splits:
         examples[split] += self._augmented_examples(examples[split])
     summary = _summarize(summary, results, examples)
+    if self.collection is not None:
+      summary |= _collection_summary(examples, self.info.features['label'].names)
     self.info.metadata['summary'] = summary
-    logging.info('gtzan_mel/%s: %s', self.builder_config.name, summary)
+    self.info.metadata['source'] = source
+    self.info.metadata['class_names'] = list(self.info.features['label'].names)
+    logging.info('gtzan_mel/%s: %d clips read, %d skipped, segments %s', self.builder_config.name,
+                 summary['clips_read'], len(summary['clips_skipped']), summary['segments'])
     empty = [split for split, split_examples in examples.items() if not split_examples]
     if empty:  # TFDS cannot write an empty split.
       raise sources.ManualDirError(
@@ -218,13 +334,38 @@ class Builder(tfds.core.GeneratorBasedBuilder):
           f'split of gtzan_mel/{self.builder_config.name} ({summary["clips_read"]} clips read, '
           f'{len(summary["clips_skipped"])} skipped, {len(summary["too_short"])} shorter than '
           f'{self.feature_set.segment_seconds:g} s).')
-    return {split: self._generate_examples(examples[split]) for split in splits.SPLITS}
+    return examples
 
   def _generate_examples(self, examples: Sequence[Example]) -> Iterator[tuple[str, dict[str, Any]]]:
+    with_group = self.collection is not None
     for clip, segment, mel, copy in examples:
       key = f'{clip.track}_{segment:02d}' + (f'_aug{copy}' if copy else '')
-      yield key, {'mel': mel, 'label': clip.label, 'track': clip.track, 'segment': segment,
-                  'copy': copy}
+      example = {'mel': np.asarray(mel), 'label': clip.label, 'track': clip.track, 'segment': segment,
+                 'copy': copy}
+      yield key, (example | {'group': clip.group} if with_group else example)
+
+  def _labelled(self, results: list[featurize.ClipFeatures], summary: dict[str, Any], source: dict[str, Any]
+                ) -> list[featurize.ClipFeatures]:
+    """Sets the class names to the labels that kept a segment, renumbering the clips' labels.
+
+    A label none of whose files gave a segment (unreadable, too short) is dropped and named
+    in the summary (`labels_without_segments`); fewer than two labels left is a one-line error.
+    """
+    listed = self._listed_class_names
+    kept = sorted({listed[r.clip.label] for r in results if r.mel is not None and len(r.mel)})
+    summary['labels_without_segments'] = sorted(set(listed) - set(kept))
+    if summary['labels_without_segments']:
+      logging.warning('No segment from any file of the labels %s: left out.', summary['labels_without_segments'])
+    if len(kept) < 2:
+      raise sources.ManualDirError(
+          f'manual_dir {source["manual_dir"]} gives segments of {len(kept)} class'
+          f'{"" if len(kept) == 1 else "es"} ({", ".join(kept) or "none"}; '
+          f'{sum(r.error is None for r in results)} files read, {sum(r.error is not None for r in results)} '
+          'unreadable): a classifier needs at least two.')
+    self.info.features['label'].names = kept
+    index = {name: i for i, name in enumerate(kept)}
+    return [dataclasses.replace(r, clip=dataclasses.replace(r.clip, label=index.get(listed[r.clip.label], -1)))
+            for r in results]
 
   def _augmented_examples(self, train: Sequence[Example]) -> list[Example]:
     """The augmented copies of the training segments, sorted by (track, copy, segment).
@@ -241,10 +382,11 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       clips[clip.track] = clip
     features = featurize.featurize_augmented(
         [clips[track] for track in sorted(clips)], copies=config.copies, seed=config.seed,
-        params=config.params, **self._feature_set_kwargs())
-    return [(f.clip, segment, f.mel[segment], f.copy)
+        params=config.params, positions={track: sorted(s) for track, s in train_segments.items()},
+        spill_dir=self._spill_dir, **self._feature_set_kwargs())
+    return [(f.clip, f.position(i), f.mel[i], f.copy)
             for clip_copies in features for f in clip_copies
-            for segment in sorted(train_segments[f.clip.track]) if segment < len(f.mel)]
+            for i in range(len(f.mel)) if f.position(i) in train_segments[f.clip.track]]
 
   def _feature_set_kwargs(self) -> dict[str, Any]:
     """featurize's feature_set argument where it is not its default, 'mel'."""
@@ -252,13 +394,53 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     return {} if fs.name == feature_sets.DEFAULT else {'feature_set': fs}
 
   def _find_clips(self, dl_manager: tfds.download.DownloadManager
-                  ) -> tuple[list[sources.Clip], dict[str, Any]]:
-    """The clips to featurise, and a summary of the search."""
+                  ) -> tuple[list[sources.Clip], dict[str, Any], dict[str, Any]]:
+    """The clips to featurise, a summary of the search, and the provenance record of the build."""
     summary = {'clips_skipped': [], 'unknown_genre_files': 0, 'listed_missing': 0,
                'unlisted_clips': 0}
     if self.base_config_name == 'synthetic':
-      return sources.synthetic_clips(), summary
-    found = sources.find_clips(_manual_dir(dl_manager))
+      return sources.synthetic_clips(), summary, synthetic_source()
+    manual_dir = _manual_dir(dl_manager)
+    collection = self.collection
+    if collection is not None:
+      listing = self.listing(manual_dir)
+      summary = {'clips_skipped': list(listing.skipped), **listing.notes}
+      self._listed_class_names = listing.class_names
+      if listing.has_splits and listing.has_groups:
+        summary['groups_in_several_splits'] = len(catalog.groups_in_several_splits(listing.entries))
+      clips = sources.collection_clips(listing.entries, listing.class_names, collection.segments_per_track)
+      return clips, summary, catalog.provenance(manual_dir, collection.layout, listing.entries, listing.index)
+    clips, summary = self._gtzan_clips(manual_dir, summary)
+    return clips, summary, catalog.provenance(manual_dir, 'gtzan', sources.gtzan_entries(clips))
+
+  def listing(self, manual_dir: str | os.PathLike[str]) -> catalog.Listing:
+    """A collection config's entries in `manual_dir` (`catalog`, `fma`), before any file is decoded."""
+    collection = self.collection
+    if collection.layout == 'folders':
+      return catalog.folders(manual_dir)
+    if collection.layout == 'manifest':
+      return catalog.manifest(manual_dir)
+    return fma.listing(manual_dir, collection.fma_size)
+
+  def source_record(self, manual_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The provenance record a build from `manual_dir` would keep (`metadata['source']`), without decoding.
+
+    `tfds_gtzan.data.get_builder` compares it with a prepared dataset's to refuse stale data.
+    None for `synthetic`, which reads no manual_dir.
+    """
+    if self.base_config_name == 'synthetic':
+      return None
+    collection = self.collection
+    if collection is not None:
+      listing = self.listing(manual_dir)
+      return catalog.provenance(manual_dir, collection.layout, listing.entries, listing.index)
+    clips, _ = self._gtzan_clips(manual_dir, {'unknown_genre_files': 0, 'listed_missing': 0, 'unlisted_clips': 0})
+    return catalog.provenance(manual_dir, 'gtzan', sources.gtzan_entries(clips))
+
+  def _gtzan_clips(self, manual_dir: epath.Path | str, summary: dict[str, Any]
+                   ) -> tuple[list[sources.AudioFileClip], dict[str, Any]]:
+    """GTZAN's clips in manual_dir that this config reads, and the summary of the search."""
+    found = sources.find_clips(manual_dir)
     summary['clips_skipped'] = [{'file': c.file, 'reason': 'another file has the same track name'}
                                 for c in found.duplicates]
     summary['unknown_genre_files'] = len(found.unknown_genre_files)
@@ -290,15 +472,26 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     by_track = {r.clip.track: r for r in results}
     examples = {split: [] for split in splits.SPLITS}
     for track, i in sorted(segments):
-      examples[segment_split[track, i]].append((by_track[track].clip, i, by_track[track].mel[i], 0))
+      r = by_track[track]
+      examples[segment_split[track, i]].append((r.clip, r.position(i), r.mel[i], 0))
     return examples
 
   def _track_splits(self, clips: Sequence[sources.Clip]) -> dict[str, str]:
-    """{track: split} for the track-disjoint configs."""
+    """{track: split} for the track-disjoint configs.
+
+    A collection's own split where it has one (a manifest's split column, FMA's set.split);
+    else stratified by label, group-disjoint where the tracks have groups (`splits.group_split`),
+    track-disjoint otherwise; fixed seed.
+    """
     if self.base_config_name == 'synthetic':
       return {clip.track: synthetic.split_of(clip.index) for clip in clips}
     if self.base_config_name == 'fault_filtered':
       return splits.fault_filtered_tracks()
+    if any(clip.split for clip in clips):
+      return {clip.track: clip.split for clip in clips}
+    if any(clip.group for clip in clips):
+      return splits.group_split([(c.track, c.label, c.group) for c in clips], seed=TRACKS_SEED,
+                                fractions=TRACKS_FRACTIONS)
     tracks_by_genre = collections.defaultdict(list)
     for clip in clips:
       tracks_by_genre[clip.label].append(clip.track)
@@ -319,11 +512,13 @@ _FEATURE_CONFIGS: dict[str, DerivedConfig] = {
         _feature_config(base, fs) for fs in feature_sets.FEATURE_SETS.values()
         if fs.name != feature_sets.DEFAULT for base in Builder.BUILDER_CONFIGS)}
 _AUGMENTED_CONFIGS: dict[str, AugmentedConfig] = {}
+_SEGMENT_CONFIGS: dict[str, CollectionConfig] = {}  # collections with another segments_per_track
 
 
 def _built_in(base: str, what: str) -> tfds.core.BuilderConfig:
+  """A built-in config, or a collection's `collection_config` registered in this process."""
   base = base.removeprefix('gtzan_mel/')
-  built_in = {config.name: config for config in Builder.BUILDER_CONFIGS}
+  built_in = {config.name: config for config in Builder.BUILDER_CONFIGS} | _SEGMENT_CONFIGS
   if base not in built_in:
     raise ValueError(f'Unknown gtzan_mel config {base!r} {what}; one of {", ".join(built_in)}.')
   return built_in[base]
@@ -337,7 +532,38 @@ def feature_config(base: str, features: str = feature_sets.DEFAULT) -> tfds.core
   """
   config = _built_in(base, f'for feature set {features!r}')
   fs = feature_sets.get(features)
-  return config if fs.name == feature_sets.DEFAULT else _FEATURE_CONFIGS[f'{config.name}_{fs.name}']
+  if fs.name == feature_sets.DEFAULT:
+    return config
+  name = f'{config.name}_{fs.name}'
+  if name not in _FEATURE_CONFIGS:  # a collection_config's: registered with it, on demand
+    _FEATURE_CONFIGS[name] = _feature_config(config, fs)
+  return _FEATURE_CONFIGS[name]
+
+
+def collection_config(base: str, segments_per_track: int) -> CollectionConfig:
+  """A collection config (`folders`, `manifest`, `fma_*`) with at most `segments_per_track` segments per track.
+
+  The built-in config itself for its own count (15); another count is '<base>_seg<K>'
+  (e.g. folders_seg40: a 4-minute song gives 40 segments), registered in this process as
+  `augmented_config` registers its configs, so that `tfds.builder`, `feature_config` and
+  `augmented_config` take it. ValueError for another base or a count below 1.
+  """
+  config = _built_in(base, 'for segments_per_track')
+  if not isinstance(config, CollectionConfig):
+    raise ValueError(f'segments_per_track is a collection config\'s (folders, manifest, fma_*), not {base!r}\'s: '
+                     'GTZAN\'s configs take the first 14 segments of each 30 s clip.')
+  if not isinstance(segments_per_track, int) or isinstance(segments_per_track, bool) or segments_per_track < 1:
+    raise ValueError(f'segments_per_track must be an int >= 1, got {segments_per_track!r}.')
+  root = next(c for c in Builder.BUILDER_CONFIGS if c.name == config.name.split('_seg')[0])
+  if segments_per_track == root.segments_per_track:
+    return root
+  name = f'{root.name}_seg{segments_per_track}'
+  if name not in _SEGMENT_CONFIGS:
+    _SEGMENT_CONFIGS[name] = dataclasses.replace(
+        root, name=name, segments_per_track=segments_per_track,
+        description=root.description.replace(f'at most {root.segments_per_track} segments',
+                                             f'at most {segments_per_track} segments'))
+  return _SEGMENT_CONFIGS[name]
 
 
 def augmented_config(base: str, *, copies: int, seed: int = 0,
@@ -415,6 +641,28 @@ def _manual_dir(dl_manager: tfds.download.DownloadManager) -> epath.Path:
   return dl_manager._manual_dir  # pylint: disable=protected-access
 
 
+def synthetic_source() -> dict[str, Any]:
+  """The provenance record of a synthetic build: the generator, no files."""
+  return {'kind': 'synthetic', 'manual_dir': None, 'index': None, 'num_files': 0, 'bytes': 0,
+          'digest': f'synthetic-{synthetic.CLIPS_PER_GENRE}', 'files': []}
+
+
+def _collection_summary(examples: dict[str, list[Example]], class_names: Sequence[str]) -> dict[str, Any]:
+  """Tracks per class and split, and groups per split: what a user checks first of a new collection."""
+  tracks = {split: collections.Counter() for split in examples}
+  groups = {split: set() for split in examples}
+  for split, split_examples in examples.items():
+    seen = set()
+    for clip, _, _, copy in split_examples:
+      if not copy and clip.track not in seen:
+        seen.add(clip.track)
+        tracks[split][class_names[clip.label]] += 1
+        if clip.group:
+          groups[split].add(clip.group)
+  return {'tracks': {name: {split: tracks[split][name] for split in examples} for name in class_names},
+          'groups': {split: len(g) for split, g in groups.items()}}
+
+
 def _summarize(search: dict[str, Any], results: Sequence[featurize.ClipFeatures],
                examples: dict[str, list[Example]]) -> dict[str, Any]:
   """JSON-serialisable account of what was read, skipped and written."""
@@ -424,9 +672,7 @@ def _summarize(search: dict[str, Any], results: Sequence[featurize.ClipFeatures]
           {'file': r.clip.file, 'reason': r.error} for r in results if r.error],
       'too_short': [{'file': r.clip.file, 'seconds': round(r.seconds, 3)}
                     for r in results if r.mel is not None and not len(r.mel)],
-      'unknown_genre_files': search['unknown_genre_files'],
-      'listed_missing': search['listed_missing'],
-      'unlisted_clips': search['unlisted_clips'],
+      **{k: v for k, v in search.items() if k != 'clips_skipped'},
       'segments': {split: len(split_examples) for split, split_examples in examples.items()},
       'augmented_segments': sum(copy > 0 for split_examples in examples.values()
                                 for _, _, _, copy in split_examples),

@@ -1,7 +1,9 @@
-"""Where the clips of a `gtzan_mel` build come from: a GTZAN folder or the synthetic set.
+"""Where the clips of a `gtzan_mel` build come from: a GTZAN folder, the synthetic set, or a collection.
 
-A manual_dir may hold the GTZAN tarball's layout, `genres/<genre>/<genre>.NNNNN.wav`,
+A GTZAN manual_dir may hold the tarball's layout, `genres/<genre>/<genre>.NNNNN.wav`,
 or the genre folders directly, `<genre>/<genre>.NNNNN.wav`; older copies use `.au`.
+Any other labelled collection (label folders, a manifest, FMA) is listed by `catalog`
+and `fma`; `collection_clips` turns its entries into clips.
 """
 
 from __future__ import annotations
@@ -10,33 +12,43 @@ import dataclasses
 import math
 import os
 import pathlib
+from collections.abc import Sequence
 
 import numpy as np
 
 from tfds_gtzan import audio
+from tfds_gtzan import feature_sets
 from tfds_gtzan import synthetic
+from tfds_gtzan.gtzan_mel import catalog
 
 # The ten GTZAN genres; a label is an index into this tuple.
 GENRES = ('blues', 'classical', 'country', 'disco', 'hiphop', 'jazz', 'metal', 'pop', 'reggae',
           'rock')
 AUDIO_EXTENSIONS = ('.wav', '.au', '.flac', '.mp3', '.ogg')  # In order of preference.
 EXPECTED_LAYOUT = 'genres/<genre>/<genre>.NNNNN.wav'
+MAX_TRACK_SECONDS = feature_sets.MAX_TRACK_SECONDS  # a collection's track is decoded up to this long
 
 
-class ManualDirError(FileNotFoundError):
-  """The manual_dir is missing, empty, has no genre folder or too few readable clips.
-
-  The message is one line.
-  """
+# The manual_dir is missing, empty, has no genre folder or too few readable clips, or a
+# collection cannot be listed (`catalog.CollectionError`: the same class). The message is one line.
+ManualDirError = catalog.CollectionError
 
 
 @dataclasses.dataclass(frozen=True)
 class AudioFileClip:
-  """A clip read from an audio file; `file` is its path relative to the manual_dir."""
+  """A clip read from an audio file; `file` is its path relative to the manual_dir.
+
+  GTZAN's clips (`spread` 0) give their first segments, from the start. A collection's
+  tracks (`spread` K > 0) give at most K segments spread evenly over the whole track
+  (`feature_sets.spread`), decoded up to MAX_TRACK_SECONDS.
+  """
   track: str  # 'blues.00000', unique within a build.
   label: int
   path: str
   file: str
+  group: str = ''  # Artist or album; '' when the collection has none.
+  split: str | None = None  # The collection's own split of the track, if it has one.
+  spread: int = 0  # 0: the first segments; K: at most K segments spread over the whole track.
 
   def waveform(self, sr: int = audio.SAMPLE_RATE,
                max_seconds: float | None = audio.MAX_SEGMENTS * audio.SEGMENT_SECONDS) -> np.ndarray:
@@ -50,6 +62,9 @@ class SyntheticClip:
   track: str
   label: int
   index: int
+  group: str = ''
+  split: str | None = None
+  spread: int = 0
 
   @property
   def file(self) -> str:
@@ -79,6 +94,18 @@ def synthetic_clips() -> list[SyntheticClip]:
   """All clips of the synthetic set, in (genre, index) order."""
   return [SyntheticClip(synthetic.track_name(label, index), label, index)
           for label in range(len(GENRES)) for index in range(synthetic.CLIPS_PER_GENRE)]
+
+
+def collection_clips(entries: Sequence[catalog.Entry], class_names: Sequence[str], spread: int
+                     ) -> list[AudioFileClip]:
+  """A collection's entries as clips labelled by index into `class_names`, segments spread over each track."""
+  index = {name: i for i, name in enumerate(class_names)}
+  return [AudioFileClip(e.track, index[e.label], e.path, e.file, e.group, e.split, spread) for e in entries]
+
+
+def gtzan_entries(clips: Sequence[AudioFileClip]) -> list[catalog.Entry]:
+  """GTZAN clips as catalog entries (with their sizes), for the build's provenance record."""
+  return [catalog.Entry(c.file, c.path, c.track, GENRES[c.label], size=os.path.getsize(c.path)) for c in clips]
 
 
 def find_clips(manual_dir: str | os.PathLike[str]) -> ManualDirContents:

@@ -1,4 +1,4 @@
-"""A music library as predict walks it: audio files under folders, in a fixed order, with their keys.
+"""A music library as predict walks it (and the dataset builder's `folders` layout): audio files under folders, in a fixed order, with their keys.
 
   found = walk(['Music', 'extra.mp3'])
   found.entries[0].key     # ('Music/a/01.flac', 5123456, '2026-11-30T12:34:56.123456Z'): path, size, mtime
@@ -99,23 +99,26 @@ class Walk:
   entries: list[Entry]
   notes: list[WalkNote]
   skipped: int  # files in the folders whose extension is not an audio format's
+  hidden: int = 0  # files and folders left out by `skip_hidden`
 
   @property
   def failed(self) -> list[WalkNote]:
     return [note for note in self.notes if note.failed]
 
 
-def walk(paths: Sequence[str], extensions: Iterable[str] | None = None) -> Walk:
+def walk(paths: Sequence[str], extensions: Iterable[str] | None = None, *, skip_hidden: bool = False) -> Walk:
   """The files to tag under `paths` in walk order (module docstring), and the folders not entered.
 
   `extensions`: the names to keep in folders (lower case, no dot); None: `audio_extensions()`.
+  `skip_hidden`: inside folders, leave out (and count) files and folders whose name starts with
+  '.', such as macOS's `._song.mp3` resource forks (the dataset builder does; predict tags all).
   """
   extensions = frozenset(e.lower().lstrip('.') for e in (audio_extensions() if extensions is None else extensions))
   entries: list[Entry] = []
   notes: list[WalkNote] = []
   seen_files: set[str] = set()
   walked: dict[tuple[int, int], str] = {}  # (device, inode) of each folder entered -> its path
-  skipped = 0
+  skipped = hidden = 0
 
   def add(entry: Entry) -> None:
     if entry.path not in seen_files:
@@ -123,7 +126,7 @@ def walk(paths: Sequence[str], extensions: Iterable[str] | None = None) -> Walk:
       entries.append(entry)
 
   def visit(folder: str, ancestors: tuple[tuple[int, int], ...], st: os.stat_result) -> None:
-    nonlocal skipped
+    nonlocal skipped, hidden
     ident = (st.st_dev, st.st_ino)
     if ident in ancestors:
       notes.append(WalkNote(folder, f'symlink loop (back to {walked[ident]}): skipped', False))
@@ -139,6 +142,9 @@ def walk(paths: Sequence[str], extensions: Iterable[str] | None = None) -> Walk:
       notes.append(WalkNote(folder, f'unreadable folder ({e.strerror})', True))
       return
     for child in children:
+      if skip_hidden and child.name.startswith('.'):
+        hidden += 1
+        continue
       path = os.path.join(folder, child.name)
       try:
         child_st = child.stat()  # follows symlinks
@@ -160,4 +166,4 @@ def walk(paths: Sequence[str], extensions: Iterable[str] | None = None) -> Walk:
       visit(path, (), st)
     else:
       add(entry_of(path, st))
-  return Walk(entries, notes, skipped)
+  return Walk(entries, notes, skipped, hidden)
