@@ -142,9 +142,9 @@ def load_datasets_with_source(config: ml_collections.ConfigDict, augment_splits:
 def memory_budget(config: ml_collections.ConfigDict) -> int:
   """Bytes of features the splits may take in host memory (`config.memory_budget`).
 
-  'auto' (or absent): a quarter of the machine's physical memory (reading a split in whole
-  briefly takes about twice its size); else a size such as '2GB', '512MB' or '0' (stream
-  every split). ValueError, one line, for anything else.
+  'auto' (or absent): a quarter of the machine's physical memory, leaving the rest to the
+  model, the compiled steps and the page cache; else a size such as '2GB', '512MB' or '0'
+  (stream every split). ValueError, one line, for anything else.
   """
   value = str(config.get('memory_budget', 'auto')).strip()
   if value.lower() == 'auto':
@@ -152,7 +152,7 @@ def memory_budget(config: ml_collections.ConfigDict) -> int:
   match = re.fullmatch(r'(\d+(?:\.\d*)?)\s*([kmgt]?)i?b?', value.lower())
   if not match:
     raise ValueError(f"config.memory_budget={value!r}: 'auto' or a size such as '2GB', '512MB', '0'.")
-  return int(float(match[1]) * 1024 ** 'kmgt'.find(match[2]) * 1024 if match[2] else float(match[1]))
+  return int(float(match[1]) * {'': 1, 'k': 2**10, 'm': 2**20, 'g': 2**30, 't': 2**40}[match[2]])
 
 
 def streamed_splits(builder, budget: int) -> set[str]:

@@ -26,7 +26,6 @@ import time
 from typing import Any
 
 import ml_collections
-import numpy as np
 
 LABELS = 10
 CLIP_PIECES = 5  # clips cut from each generated 30 s synthetic clip

@@ -393,3 +393,12 @@ def test_a_made_up_collection_trains_evaluates_and_predicts_with_its_names(colle
   assert rows[0].startswith('path,') and len(rows) == 1 + 1 + fake_collection.ARTISTS_PER_LABEL * 2
   labels = {line.split(',')[rows[0].split(',').index('label')] for line in rows[1:]}
   assert labels <= set(fake_collection.LABELS) and labels
+  # predict takes a whole-track checkpoint's segments as its build took them: spread over the whole file.
+  trained = evaluate.load_trained(str(workdir))
+  prediction = predict.predict_file(trained, str(collection / fake_collection.LONG_TRACK))
+  track = fake_collection.LONG_TRACK.removesuffix('.flac')
+  split = next(d for d in manifest_build['splits'].values() if track in d['track'])
+  stored = split['mel'][split['track'] == track]
+  assert prediction.positions == tuple(split['segment'][split['track'] == track]) and len(stored) == 15
+  np.testing.assert_allclose(prediction.segment_probabilities, np.exp(trained.log_probs(stored)), rtol=1e-5)
+  assert predict.predict_file(trained, str(collection / fake_collection.LONG_TRACK), max_segments=3).positions is None

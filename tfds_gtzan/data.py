@@ -109,12 +109,37 @@ def read_split(name: str, split: str, data_dir: str | None) -> Batch:
   """
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   source = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
-  examples = []
+  if not len(source):
+    return _stack([])
+  mel, parts = None, []  # mel filled in place, then sorted in place: memory holds it once
   for start in range(0, len(source), _READ_CHUNK):
-    examples += source.__getitems__(list(range(start, min(start + _READ_CHUNK, len(source)))))
-  data = _stack(examples)
+    chunk = _stack(source.__getitems__(list(range(start, min(start + _READ_CHUNK, len(source))))))
+    if mel is None:
+      mel = np.empty((len(source), *chunk['mel'].shape[1:]), chunk['mel'].dtype)
+    rows = chunk.pop('mel')
+    mel[start:start + len(rows)] = rows
+    parts.append(chunk)
+  data = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
   order = np.lexsort((data['segment'], data['copy'], data['track']))
-  return {key: value[order] for key, value in data.items()}
+  _permute_rows(mel, order)
+  return {'mel': mel, **{key: value[order] for key, value in data.items()}}
+
+
+def _permute_rows(array: np.ndarray, order: np.ndarray) -> None:
+  """array[:] = array[order], in place (one row of scratch): following the permutation's cycles."""
+  done = np.zeros(len(order), bool)
+  for start in range(len(order)):
+    if done[start]:
+      continue
+    scratch, j = array[start].copy(), start
+    while True:
+      done[j] = True
+      k = int(order[j])
+      if k == start:
+        array[j] = scratch
+        break
+      array[j] = array[k]
+      j = k
 
 
 class StreamedSplit:
@@ -152,6 +177,7 @@ class StreamedSplit:
     order = np.lexsort((meta['segment'], meta['copy'], meta['track']))
     self.meta = {key: value[order] for key, value in meta.items()}
     self.rows = order  # position i of the sorted order is example rows[i] of the source
+    self.band_statistics = None  # what a caller computed with on_mel, if it keeps it here (the trainer does)
 
   def __len__(self) -> int:
     return len(self.rows)
