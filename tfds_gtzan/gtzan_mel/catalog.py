@@ -131,7 +131,8 @@ def _shown(name: str) -> str:
   return name.encode('utf-8', 'surrogateescape').decode('utf-8', 'backslashreplace')
 
 
-def _root(manual_dir: str | os.PathLike[str] | None, layout: str) -> pathlib.Path:
+def checked_root(manual_dir: str | os.PathLike[str] | None, layout: str) -> pathlib.Path:
+  """manual_dir as a Path, or a CollectionError naming it and the `layout` expected if it is no folder."""
   if manual_dir is None:
     raise CollectionError(f'no manual_dir given: expected {layout}.')
   root = pathlib.Path(manual_dir)
@@ -146,7 +147,7 @@ def _stem(file: str) -> str:
   return file[:-len(pathlib.PurePosixPath(file).suffix)] if pathlib.PurePosixPath(file).suffix else file
 
 
-def _deduplicated(entries: Iterable[Entry], skipped: list[dict[str, str]]) -> list[Entry]:
+def deduplicated(entries: Iterable[Entry], skipped: list[dict[str, str]]) -> list[Entry]:
   """The entries sorted by track, the first of each track id kept, the rest skipped with a reason."""
   kept: dict[str, Entry] = {}
   for entry in entries:
@@ -169,7 +170,7 @@ def folders(manual_dir: str | os.PathLike[str] | None, extensions: Iterable[str]
   only in extension (`a.flac`, `a.mp3`: one track id) the first by name is kept and the other
   skipped, named. Symlinks are followed; loops and unreadable folders are skipped, named.
   """
-  root = _root(manual_dir, FOLDERS_LAYOUT)
+  root = checked_root(manual_dir, FOLDERS_LAYOUT)
   extensions = frozenset(library.audio_extensions() if extensions is None else extensions)
   skipped: list[dict[str, str]] = []
   entries, hidden, other = [], 0, 0
@@ -193,7 +194,7 @@ def folders(manual_dir: str | os.PathLike[str] | None, extensions: Iterable[str]
         skipped.append({'file': file, 'reason': found.error})
       else:
         entries.append(Entry(file, found.path, _stem(file), child.name, size=found.size))
-  listing = Listing(_deduplicated(entries, skipped), skipped)
+  listing = Listing(deduplicated(entries, skipped), skipped)
   listing.notes = {'hidden_files': hidden, 'other_files': other}
   return listing
 
@@ -211,7 +212,7 @@ def manifest(manual_dir: str | os.PathLike[str] | None, name: str = MANIFEST) ->
   training/valid/val/dev/testing) and keep each group in one split: otherwise the whole
   manifest is refused, since no split could honour it.
   """
-  root = _root(manual_dir, MANIFEST_LAYOUT)
+  root = checked_root(manual_dir, MANIFEST_LAYOUT)
   path = root / name
   try:
     with open(path, newline='', encoding='utf-8-sig') as f:
@@ -276,7 +277,7 @@ def manifest(manual_dir: str | os.PathLike[str] | None, name: str = MANIFEST) ->
                          split or None, st.st_size))
   if 'split' in column:
     check_groups_in_one_split(entries, f'{path}')
-  return Listing(_deduplicated(entries, skipped), skipped, index=name)
+  return Listing(deduplicated(entries, skipped), skipped, index=name)
 
 
 def groups_in_several_splits(entries: Sequence[Entry]) -> dict[str, list[str]]:

@@ -78,7 +78,7 @@ def listing(manual_dir: str | os.PathLike[str] | None, size: str) -> catalog.Lis
   if size not in SIZES:
     raise catalog.CollectionError(f'FMA size {size!r} is not one of {", ".join(SIZES)} (fma_full is not '
                                   'supported): expected ' + LAYOUT + '.')
-  root = catalog._root(manual_dir, LAYOUT)  # pylint: disable=protected-access
+  root = catalog.checked_root(manual_dir, LAYOUT)
   csv_path = root / TRACKS_CSV
   if not csv_path.is_file():
     raise catalog.CollectionError(f'{csv_path} does not exist: expected {LAYOUT}.')
@@ -123,7 +123,7 @@ def listing(manual_dir: str | os.PathLike[str] | None, size: str) -> catalog.Lis
       continue
     entries.append(catalog.Entry(file, os.fspath(root / file), track, value[GENRE_TOP], value[ARTIST_ID],
                                  split, found))
-  entries = catalog._deduplicated(entries, skipped)  # pylint: disable=protected-access
+  entries = catalog.deduplicated(entries, skipped)
   notes.update(counts)
   notes['unlisted_audio_files'] = len(audio.keys() - listed)
   notes['artists_in_several_splits'] = len(catalog.groups_in_several_splits(entries))
