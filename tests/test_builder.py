@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import json
 import pathlib
 import subprocess
 import sys
@@ -233,6 +234,32 @@ def test_stored_mel_equals_librosa_within_float16(fake_splits, fake_manual_dir):
       # float16 keeps 11 significant bits: rounding error <= |x| * 2**-11 (<= 0.05 dB
       # at -100 dB); 1e-3 dB covers float32 differences of the batched computation.
       np.testing.assert_allclose(stored[0].astype(np.float32), expected, rtol=2**-11, atol=1e-3)
+
+
+def test_gtzan_built_from_a_subset_is_never_reused_for_the_whole_and_back(fake_manual_dir, tmp_path):
+  """The trap of issue 17: `tracks` built from a few clips, then asked for with all of them (and back)."""
+  subset = tmp_path / 'mini'
+  for genre in fake_gtzan.GENRES:
+    (subset / genre).mkdir(parents=True)
+    for clip in sorted((fake_manual_dir / 'genres' / genre).glob(f'{genre}.0000[0-2].*')):
+      (subset / genre / clip.name).symlink_to(clip)
+  data_dir = tmp_path / 'data'
+  small = data.get_builder('gtzan_mel/tracks', str(data_dir), str(subset))
+  assert small.info.metadata['source']['kind'] == 'gtzan' and small.info.metadata['source']['num_files'] == 12
+  for asked, built in ((fake_manual_dir, subset), (subset, fake_manual_dir)):
+    with pytest.raises(data.StaleDataError) as error:
+      data.get_builder('gtzan_mel/tracks', str(data_dir), str(asked))
+    message = str(error.value)
+    assert '\n' not in message and f'manual_dir {asked}' in message and str(built) in message, message
+    rebuilt = data.get_builder('gtzan_mel/tracks', str(data_dir), str(asked), rebuild=True)
+    assert rebuilt.info.metadata['source']['manual_dir'] == str(asked)
+  # A dataset prepared before builds recorded their source cannot be checked: refused too.
+  metadata = data_dir / 'gtzan_mel' / 'tracks' / str(rebuilt.info.version) / 'metadata.json'
+  record = json.loads(metadata.read_text())
+  metadata.write_text(json.dumps({k: v for k, v in record.items() if k != 'source'}))
+  with pytest.raises(data.StaleDataError, match='prepared before builds recorded their source'):
+    data.get_builder('gtzan_mel/tracks', str(data_dir), str(subset))
+  assert data.get_builder('gtzan_mel/tracks', str(data_dir)).is_prepared()  # no manual_dir: read as it is
 
 
 def test_fault_filtered_uses_the_shipped_lists(tmp_path):
