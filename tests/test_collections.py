@@ -107,6 +107,33 @@ def test_a_long_track_gives_segments_spread_over_all_of_it(manifest_build, colle
   assert metadata['max_segments'] == 15 and 'spread' in metadata['placement']
 
 
+def test_audio_copies_of_a_collection_copy_the_segments_it_keeps(collection, tmp_path):
+  """A long track's copies are made from its 15 spread segments; validation and test stay the base's."""
+  from tfds_gtzan.gtzan_mel import gtzan_mel_dataset_builder  # pylint: disable=g-import-not-at-top
+  manual_dir = tmp_path / 'manual'  # the long track's artist (artist0) in train, by the split column
+  manual_dir.mkdir()
+  for label in fake_collection.LABELS:
+    os.symlink(collection / label, manual_dir / label)
+  fake_collection.write_manifest(manual_dir, [['path', 'label', 'group', 'split']] + [
+      [file, label, group, SPLITS[int(group[-1])]] for file, label, group in fake_collection.files()])
+  config = gtzan_mel_dataset_builder.augmented_config('manifest', copies=1, noise_prob=1.0, pitch_prob=0.0)
+  assert config.name.startswith('manifest_aug1_')
+  _build('manifest', tmp_path / 'data', manual_dir)
+  _build(config.name, tmp_path / 'data', manual_dir)
+  built, base = _read(config.name, tmp_path / 'data'), _read('manifest', tmp_path / 'data')
+  for split in ('validation', 'test'):
+    assert all(np.array_equal(built[split][k], base[split][k]) for k in base[split])
+  train = built['train']
+  long_track = train['track'] == fake_collection.LONG_TRACK.removesuffix('.flac')
+  original, copied = (train['segment'][long_track & (train['copy'] == copy)] for copy in (0, 1))
+  assert len(original) == 15 and original[-1] > 14 and np.array_equal(copied, original)  # noise only: none lost
+  copy_rows = long_track & (train['copy'] == 1)
+  assert not np.array_equal(train['mel'][copy_rows], train['mel'][long_track & (train['copy'] == 0)])
+  copies = train['copy'] == 1
+  assert set(train['track'][copies]) == set(base['train']['track'])
+  assert set(train['group'][copies]) == set(base['train']['group'])
+
+
 @pytest.mark.parametrize('count, expected', [(0, []), (3, [0, 1, 2]), (16, [0, 1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12, 13, 14, 15]),
                                              (120, [4, 12, 20, 28, 36, 44, 52, 60, 68, 76, 84, 92, 100, 108, 116])])
 def test_spread_positions(count, expected):

@@ -119,7 +119,7 @@ class Spill:
     return dataclasses.replace(item, mel=SpilledArray(self, offset, data.shape, data.dtype))
 
   def release(self, items):
-    """`items` (possibly in nested lists), their arrays now readable (call once all are written)."""
+    """`items` as given, their arrays now readable (call it once all are written)."""
     self.file.close()
     self.fd = os.open(self.path, os.O_RDONLY)
     weakref.finalize(self, os.close, self.fd)
