@@ -11,7 +11,9 @@ training split gets (built once into the data_dir as
 tracks only, and validates and tests on originals. `--arrays=FILE.npz` reads the
 pooled segments (and copies) from a file written by `scripts/export_arrays.py
 --pooled` instead, for a machine without TFDS or librosa. Tracks are dealt into
-`--folds` folds, stratified by genre, with a fixed seed (`--fold_seed`). For fold
+`--folds` folds, stratified by genre, with a fixed seed (`--fold_seed`); where the data has
+groups (a collection's artist or album column), whole groups are dealt, so no group is in two
+folds, nor in a fold's training and validation tracks. For fold
 f the test set is fold f; of the remaining tracks, `--validation_fraction` of each genre (at least one
 track) is the validation set, used only to pick the best checkpoint; the rest
 is trained on. No track ever lands in two of a fold's sets, so no clip leaks. A fold's
@@ -110,7 +112,8 @@ def _markdown(summary: dict[str, Any], per_fold: list[dict[str, Any]], config: m
               num_tracks: int) -> str:
   copies = config.augment.get('audio_copies')
   lines = [f'# {len(per_fold)}-fold cross-validation of {config.model} on {config.dataset}', '',
-           f'{num_tracks} tracks, stratified and track-disjoint folds; {config.num_epochs} epochs per fold'
+           f'{num_tracks} tracks, stratified and track-disjoint (group-disjoint where the data has groups) '
+           f'folds; {config.num_epochs} epochs per fold'
            f"{'; %d augmented copies of each training clip' % copies if copies else ''}. "
            'Mean ± std (over folds) of test accuracy.', '']
   rows = [[kind, tables.percent_mean_std(summary[kind]['segment']['accuracy']),

@@ -1,4 +1,4 @@
-"""GTZAN music-genre clips as 2 s log-mel segments: the TFDS dataset `gtzan_mel`.
+"""GTZAN music-genre clips (or any labelled collection) as 2 s log-mel segments: the TFDS dataset `gtzan_mel`.
 
 Importing this package registers the `gtzan_mel` builder with TFDS:
 

@@ -6,9 +6,13 @@
 
 The built-in configs store the paper's features (feature set 'mel': [128, 173] dB of
 2 s segments); they differ in where the clips come from (`synthetic`: generated, no
-download; the others: GTZAN in manual_dir) and how they are split. Files that cannot
+download; `fault_filtered`, `tracks`, `paper`: GTZAN in manual_dir; `folders`, `manifest`,
+`fma_*`: any labelled collection, its class names its own, at most 15 segments spread over
+each whole track, `CollectionConfig`) and how they are split. Files that cannot
 be decoded are skipped; what was read, skipped and written is recorded in
-`info.metadata['summary']`.
+`info.metadata['summary']`, and where the audio came from in `info.metadata['source']`
+(`tfds_gtzan.data.get_builder` refuses a prepared dataset whose source differs from
+manual_dir's). Splits are written shard by shard in sorted order (`_download_and_prepare`).
 
 Another feature set of `tfds_gtzan.feature_sets` is a derived config, '<base>_<features>':
 `tracks_musicnn`, `synthetic_musicnn`, `fault_filtered_musicnn`, `paper_musicnn` hold
