@@ -137,8 +137,7 @@ def predict_file(trained: evaluate.Trained, path: str, max_segments: int | None 
   padded = not log_probs
   if padded:  # shorter than one segment
     y = np.concatenate([np.zeros(0, np.float32), *short])
-    log_probs.append(trained.log_probs(fs.features(
-        np.pad(y, (0, max(0, fs.segment_samples - len(y)))), 1), BATCH_SIZE))
+    log_probs.append(trained.log_probs(tag_workers.padded_features(fs, y), BATCH_SIZE))
   log_probs = np.concatenate(log_probs)
   return Prediction(path, samples / fs.sample_rate, padded, tagging.file_probabilities(log_probs),
                     np.exp(log_probs), fs.segments_in(samples), fs.name, tagging.class_names_of(trained))

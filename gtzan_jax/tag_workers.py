@@ -83,7 +83,7 @@ def file_features(path: str, feature_set: Any, max_segments: int, block_seconds:
     padded = count == 0
     if padded:
       y = np.concatenate([np.zeros(0, np.float32), *short])
-      yield fs.features(np.pad(y, (0, max(0, fs.segment_samples - len(y)))), 1)
+      yield padded_features(fs, y)
       count = 1
     if exhausted:
       seconds, total = samples / fs.sample_rate, samples
@@ -95,6 +95,11 @@ def file_features(path: str, feature_set: Any, max_segments: int, block_seconds:
     return {'error': f'{type(e).__name__}: {str(e).splitlines()[0] if str(e) else "failed"}'}
   return {'seconds': seconds, 'segments': count, 'whole_segments': fs.segments_in(total),
           'padded': padded, 'error': None}
+
+
+def padded_features(feature_set: Any, y: np.ndarray) -> np.ndarray:
+  """The one segment of audio shorter than a segment: `y` zero-padded to one, featurised."""
+  return feature_set.features(np.pad(y, (0, max(0, feature_set.segment_samples - len(y)))), 1)
 
 
 def spread_file_features(path: str, feature_set: Any, count: int) -> Generator[np.ndarray, None, dict[str, Any]]:
@@ -112,7 +117,7 @@ def spread_file_features(path: str, feature_set: Any, count: int) -> Generator[n
     segments, positions = fs.spread_features(y, count)
     padded = not len(segments)
     if padded:
-      segments, positions = fs.features(np.pad(y, (0, max(0, fs.segment_samples - len(y)))), 1), np.zeros(1, int)
+      segments, positions = padded_features(fs, y), np.zeros(1, int)
     seconds, total = len(y) / fs.sample_rate, len(y)
     if len(y) >= feature_sets.MAX_TRACK_SECONDS * fs.sample_rate:  # cut: the header tells the rest
       seconds, total = _duration(path, fs.sample_rate, iter(()), len(y))
