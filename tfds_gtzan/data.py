@@ -112,8 +112,7 @@ def read_split(name: str, split: str, data_dir: str | None) -> Batch:
   if not len(source):
     return _stack([])
   mel, parts = None, []  # mel filled in place, then sorted in place: memory holds it once
-  for start in range(0, len(source), _READ_CHUNK):
-    chunk = _stack(source.__getitems__(list(range(start, min(start + _READ_CHUNK, len(source))))))
+  for start, chunk in _chunks(source):
     if mel is None:
       mel = np.empty((len(source), *chunk['mel'].shape[1:]), chunk['mel'].dtype)
     rows = chunk.pop('mel')
@@ -123,6 +122,12 @@ def read_split(name: str, split: str, data_dir: str | None) -> Batch:
   order = np.lexsort((data['segment'], data['copy'], data['track']))
   _permute_rows(mel, order)
   return {'mel': mel, **{key: value[order] for key, value in data.items()}}
+
+
+def _chunks(source, with_mel: bool = True) -> Iterator[tuple[int, Batch]]:
+  """(start, `_stack` of examples [start, start + _READ_CHUNK)) over a whole data source, in its order."""
+  for start in range(0, len(source), _READ_CHUNK):
+    yield start, _stack(source.__getitems__(list(range(start, min(start + _READ_CHUNK, len(source))))), with_mel)
 
 
 def _permute_rows(array: np.ndarray, order: np.ndarray) -> None:
@@ -166,9 +171,7 @@ class StreamedSplit:
     light = self.source if on_mel else tfds.data_source(
         name, split=split, data_dir=data_dir, download=False, decoders={'mel': tfds.decode.SkipDecoding()})
     parts = []
-    for start in range(0, len(self.source), _READ_CHUNK):
-      examples = light.__getitems__(list(range(start, min(start + _READ_CHUNK, len(self.source)))))
-      fields = _stack(examples, with_mel=bool(on_mel))
+    for _, fields in _chunks(light, with_mel=bool(on_mel)):
       if on_mel:
         on_mel(fields.pop('mel'))
       parts.append(fields)

@@ -199,7 +199,7 @@ def _segments_audio(y: np.ndarray, positions: np.ndarray, duration: float, sr: i
 def _waveform(clip: sources.Clip, fs: feature_sets.FeatureSet, sr: int) -> np.ndarray:
   """The clip's audio that `fs` reads, at `sr` Hz: a collection's whole track (to MAX_TRACK_SECONDS)."""
   if clip.spread:
-    return clip.waveform(sr, sources.MAX_TRACK_SECONDS)
+    return clip.waveform(sr, feature_sets.MAX_TRACK_SECONDS)
   if fs.name == 'mel':  # Exactly what builds before feature sets decoded.
     return clip.waveform()
   return clip.waveform(sr, fs.decode_seconds())

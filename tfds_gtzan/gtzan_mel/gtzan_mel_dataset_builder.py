@@ -100,7 +100,7 @@ class CollectionConfig(tfds.core.BuilderConfig):
 
   Each track gives at most `segments_per_track` segments, spread evenly over the whole track
   (`feature_sets.spread`: all of them for a track that has no more; a 30 s clip gives 14 or
-  15), decoded up to `sources.MAX_TRACK_SECONDS`. `collection_config(base, segments_per_track=K)`
+  15), decoded up to `feature_sets.MAX_TRACK_SECONDS`. `collection_config(base, segments_per_track=K)`
   registers another count under its own name.
   """
   layout: str = 'folders'
@@ -241,7 +241,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     metadata = {'feature_set': fs.name, **fs.params}
     if self.collection is not None:  # segments spread over whole tracks, not the first max_segments
       metadata |= {'max_segments': self.collection.segments_per_track, 'placement': 'spread over the whole track',
-                   'max_track_seconds': sources.MAX_TRACK_SECONDS}
+                   'max_track_seconds': feature_sets.MAX_TRACK_SECONDS}
     if isinstance(config, AugmentedConfig):
       metadata['augment'] = augment.metadata(config.copies, config.seed, config.params) | {
           'splits': list(config.splits)}
@@ -400,22 +400,28 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   def _find_clips(self, dl_manager: tfds.download.DownloadManager
                   ) -> tuple[list[sources.Clip], dict[str, Any], dict[str, Any]]:
     """The clips to featurise, a summary of the search, and the provenance record of the build."""
-    summary = {'clips_skipped': [], 'unknown_genre_files': 0, 'listed_missing': 0,
-               'unlisted_clips': 0}
     if self.base_config_name == 'synthetic':
+      summary = {'clips_skipped': [], 'unknown_genre_files': 0, 'listed_missing': 0, 'unlisted_clips': 0}
       return sources.synthetic_clips(), summary, synthetic_source()
-    manual_dir = _manual_dir(dl_manager)
+    clips, summary, source, self._listed_class_names = self._search(_manual_dir(dl_manager))
+    return clips, summary, source
+
+  def _search(self, manual_dir: epath.Path | str | os.PathLike[str]
+              ) -> tuple[list[sources.AudioFileClip], dict[str, Any], dict[str, Any], list[str]]:
+    """The clips manual_dir gives this config, the summary of the search, its provenance record and,
+    for a collection, its labels before decoding: what a build reads, and what `source_record` compares."""
     collection = self.collection
-    if collection is not None:
-      listing = self.listing(manual_dir)
-      summary = {'clips_skipped': list(listing.skipped), **listing.notes}
-      self._listed_class_names = listing.class_names
-      if listing.has_splits and listing.has_groups:
-        summary['groups_in_several_splits'] = len(catalog.groups_in_several_splits(listing.entries))
-      clips = sources.collection_clips(listing.entries, listing.class_names, collection.segments_per_track)
-      return clips, summary, catalog.provenance(manual_dir, collection.layout, listing.entries, listing.index)
-    clips, summary = self._gtzan_clips(manual_dir, summary)
-    return clips, summary, catalog.provenance(manual_dir, 'gtzan', sources.gtzan_entries(clips))
+    if collection is None:
+      clips, summary = self._gtzan_clips(manual_dir, {'clips_skipped': [], 'unknown_genre_files': 0,
+                                                      'listed_missing': 0, 'unlisted_clips': 0})
+      return clips, summary, catalog.provenance(manual_dir, 'gtzan', sources.gtzan_entries(clips)), []
+    listing = self.listing(manual_dir)
+    summary = {'clips_skipped': list(listing.skipped), **listing.notes}
+    if listing.has_splits and listing.has_groups:
+      summary['groups_in_several_splits'] = len(catalog.groups_in_several_splits(listing.entries))
+    clips = sources.collection_clips(listing.entries, listing.class_names, collection.segments_per_track)
+    return (clips, summary, catalog.provenance(manual_dir, collection.layout, listing.entries, listing.index),
+            listing.class_names)
 
   def listing(self, manual_dir: str | os.PathLike[str]) -> catalog.Listing:
     """A collection config's entries in `manual_dir` (`catalog`, `fma`), before any file is decoded."""
@@ -432,14 +438,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     `tfds_gtzan.data.get_builder` compares it with a prepared dataset's to refuse stale data.
     None for `synthetic`, which reads no manual_dir.
     """
-    if self.base_config_name == 'synthetic':
-      return None
-    collection = self.collection
-    if collection is not None:
-      listing = self.listing(manual_dir)
-      return catalog.provenance(manual_dir, collection.layout, listing.entries, listing.index)
-    clips, _ = self._gtzan_clips(manual_dir, {'unknown_genre_files': 0, 'listed_missing': 0, 'unlisted_clips': 0})
-    return catalog.provenance(manual_dir, 'gtzan', sources.gtzan_entries(clips))
+    return None if self.base_config_name == 'synthetic' else self._search(manual_dir)[2]
 
   def _gtzan_clips(self, manual_dir: epath.Path | str, summary: dict[str, Any]
                    ) -> tuple[list[sources.AudioFileClip], dict[str, Any]]:

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 import numpy as np
 
 from tfds_gtzan import audio
-from tfds_gtzan import feature_sets
 from tfds_gtzan import synthetic
 from tfds_gtzan.gtzan_mel import catalog
 
@@ -26,7 +25,6 @@ GENRES = ('blues', 'classical', 'country', 'disco', 'hiphop', 'jazz', 'metal', '
           'rock')
 AUDIO_EXTENSIONS = ('.wav', '.au', '.flac', '.mp3', '.ogg')  # In order of preference.
 EXPECTED_LAYOUT = 'genres/<genre>/<genre>.NNNNN.wav'
-MAX_TRACK_SECONDS = feature_sets.MAX_TRACK_SECONDS  # a collection's track is decoded up to this long
 
 
 # The manual_dir is missing, empty, has no genre folder or too few readable clips, or a
@@ -40,7 +38,7 @@ class AudioFileClip:
 
   GTZAN's clips (`spread` 0) give their first segments, from the start. A collection's
   tracks (`spread` K > 0) give at most K segments spread evenly over the whole track
-  (`feature_sets.spread`), decoded up to MAX_TRACK_SECONDS.
+  (`feature_sets.spread`), decoded up to `feature_sets.MAX_TRACK_SECONDS`.
   """
   track: str  # 'blues.00000', unique within a build.
   label: int

@@ -70,9 +70,7 @@ def group_split(items: Sequence[tuple[T, int, str]], *, seed: int | tuple[int, .
   one artist in validation and one in test, and a big artist does not swamp a small split.
   A split that no label filled gets the smallest group of a label with two in train.
   """
-  members = collections.defaultdict(list)
-  for item, label, group in items:
-    members[(group, '') if group else ('', str(item))].append((item, label))
+  members = _group_members(items)
   by_label = collections.defaultdict(list)
   for key, group_items in members.items():
     counts = collections.Counter(label for _, label in group_items)
@@ -126,9 +124,7 @@ def assign_groups(items: Sequence[tuple[T, int, str]], shares: Mapping[Hashable,
   least one group when there are as many groups as parts (the smallest groups of the largest
   parts move). An item with group '' is a group of its own.
   """
-  members = collections.defaultdict(list)
-  for item, label, group in items:
-    members[(group, '') if group else ('', str(item))].append((item, label))
+  members = _group_members(items)
   keys = sorted(members)
   keys = [keys[i] for i in np.random.default_rng(seed).permutation(len(keys))]
   keys.sort(key=lambda k: -len(members[k]))  # stable: ties keep the shuffled order
@@ -153,3 +149,11 @@ def assign_groups(items: Sequence[tuple[T, int, str]], shares: Mapping[Hashable,
         smallest = min((k for k in keys if part_of[k] == donor), key=lambda k: len(members[k]))
         part_of[smallest] = part
   return {item: part_of[key] for key in keys for item, _ in members[key]}
+
+
+def _group_members(items: Sequence[tuple[T, int, str]]) -> dict[tuple[str, str], list[tuple[T, int]]]:
+  """{group key: its (item, label) pairs}; an item with group '' is a group of its own."""
+  members = collections.defaultdict(list)
+  for item, label, group in items:
+    members[(group, '') if group else ('', str(item))].append((item, label))
+  return members
