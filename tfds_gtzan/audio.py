@@ -136,7 +136,7 @@ def load_audio_blocks(path: str | os.PathLike[str], block_seconds: float,
       if not np.isfinite(samples).all():
         raise AudioError(path, 'contains NaN or infinite samples')
       last = len(samples) < frames
-      mono = samples.mean(axis=1)
+      mono = samples[:, 0] if samples.shape[1] == 1 else samples.mean(axis=1)  # the same values, 1 ms less a clip
       if stream is not None:
         mono = stream.resample_chunk(mono, last=last)
       if len(mono):
