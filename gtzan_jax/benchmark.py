@@ -625,9 +625,9 @@ def main(argv):
   if not FLAGS.tune_cpu:  # JAX reads XLA_FLAGS when its backend starts
     os.environ['XLA_FLAGS'] = ' '.join(f for f in os.environ.get('XLA_FLAGS', '').split()
                                        if f not in gtzan_jax.CPU_XLA_FLAGS_ADDED)
-  if FLAGS.predict and FLAGS.predict_only:  # as predict's command line: one CPU device per core, before JAX
-    from gtzan_jax import tagging  # pylint: disable=g-import-not-at-top  starts (tagging.Forward)
-    os.environ['XLA_FLAGS'] = f"{os.environ.get('XLA_FLAGS', '')} {tagging.cpu_device_flag()}".strip()
+  if FLAGS.predict and FLAGS.predict_only:  # as predict's command line, before JAX starts: one CPU device
+    from gtzan_jax import tagging  # pylint: disable=g-import-not-at-top  per core, the inference flags
+    tagging.set_inference_flags()
   def save(results: dict[str, Any]) -> None:
     if FLAGS.out:
       with open(FLAGS.out + '.tmp', 'w') as f:

@@ -329,8 +329,8 @@ def main(argv: Sequence[str]) -> int:
     raise app.UsageError('Name at least one audio file or folder.')
   logging.set_verbosity(logging.WARNING)  # stderr is for errors only
   signal.signal(signal.SIGTERM, _stop)  # as Ctrl-C: the rows so far are written out
-  # Before JAX starts its backend: one CPU device per core, for tagging.Forward (a no-op on accelerators).
-  os.environ['XLA_FLAGS'] = f'{os.environ.get("XLA_FLAGS", "")} {tagging.cpu_device_flag()}'.strip()
+  # Before JAX starts its backend: one CPU device per core for tagging.Forward, and XLA:CPU's inference flags.
+  tagging.set_inference_flags()
   try:
     return run(FLAGS.workdir, argv[1:], with_segments=FLAGS.segments, json_output=FLAGS.json,
                checkpoint=FLAGS.checkpoint, max_segments=FLAGS.max_segments, output=FLAGS.output,

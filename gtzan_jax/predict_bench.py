@@ -19,7 +19,9 @@ WAV, as CD rips), then times, interleaved for `rounds` rounds (each keeps its be
                       or threads, started in it (milliseconds; they limit BLAS process-wide while
                       they run, so they are stopped between their timers)
 
-The model is the config's with its initial weights: the speed of a trained one. files/s
+The model is the config's with its initial weights: the speed of a trained one. With
+--predict_only the process has predict's XLA flags (`tagging.set_inference_flags`), which both
+paths then use; after the training benchmarks (--predict alone) it has training's. files/s
 counts files, segments/s the segments through the model (14 per 30 s clip; 14 per song: the
 default cap of 28 s, whose duration then comes from the header instead of a full decode).
 """

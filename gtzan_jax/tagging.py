@@ -16,6 +16,9 @@ Design:
   rows one at a time inside it (a loop over the valid rows, so padding costs nothing), and each
   batch is shared out over one XLA CPU device per core in one program (a row alone leaves XLA's
   threads idle in its small operations; two devices at once match batches of 16 on 2 cores).
+  A row's convolutions on few channels run on pairs of columns (`xla_cpu_kernels`), and
+  predict's process sets XLA:CPU's inference flags (`set_inference_flags`): together 1.23x
+  the forward pass's segments/s (scripts/row_forward_ab.py, BENCHMARKS.md).
   A segment's log-probabilities are then independent of the other rows of its batch, of its
   place in it and of the device: a file gets the same bits whichever files share its batches,
   so an interrupted and resumed run writes the same output as an uninterrupted one. (Computed
@@ -121,6 +124,17 @@ def file_probabilities(log_probs: np.ndarray) -> np.ndarray:
 def default_batch_size() -> int:
   import jax  # pylint: disable=g-import-not-at-top
   return CPU_BATCH_SIZE if jax.local_devices()[0].platform == 'cpu' else ACCELERATOR_BATCH_SIZE
+
+
+def set_inference_flags() -> None:
+  """XLA_FLAGS for a process that tags (predict's command line; before JAX starts its backend).
+
+  One CPU device per core (`cpu_device_flag`) and XLA:CPU's inference flags
+  (`xla_cpu_flags.tune_for_inference`). No-ops on accelerators.
+  """
+  from gtzan_jax import xla_cpu_flags  # pylint: disable=g-import-not-at-top
+  xla_cpu_flags.tune_for_inference()
+  os.environ['XLA_FLAGS'] = f'{os.environ.get("XLA_FLAGS", "")} {cpu_device_flag()}'.strip()
 
 
 def cpu_device_flag() -> str:

@@ -22,7 +22,13 @@ CPU_XLA_FLAGS = (
     # The default scheduler, optimised for concurrency, was 4-9 % slower for the small VGG (same losses).
     '--xla_cpu_enable_concurrency_optimized_scheduler=false',
 )
-CPU_XLA_FLAGS_ADDED: list[str] = []  # those of CPU_XLA_FLAGS that tune() put into XLA_FLAGS
+CPU_XLA_FLAGS_ADDED: list[str] = []  # the flags tune() (and tune_for_inference()) put into XLA_FLAGS
+
+# For a process that only runs models forward (predict, tagging): YNNPACK takes the convolutions too.
+# It runs the forward convolutions with 32 or more channels faster than Eigen, one row at a time
+# (BENCHMARKS.md, "Tagging: a row's convolutions"), but their weight gradients ~6x slower, so
+# training keeps CPU_XLA_FLAGS.
+INFERENCE_XLA_FLAG = '--xla_cpu_experimental_ynn_fusion_type=dot,reduce,individual_convolution'
 
 
 def tune() -> None:
@@ -45,3 +51,16 @@ def tune() -> None:
       flags = f'{flags} {flag}'.strip()
       CPU_XLA_FLAGS_ADDED.append(flag)
   os.environ['XLA_FLAGS'] = flags
+
+
+def tune_for_inference() -> None:
+  """Swaps tune()'s YNNPACK flag for INFERENCE_XLA_FLAG in XLA_FLAGS (before JAX starts a backend).
+
+  Only where tune() added it: a YNNPACK flag the user set stays theirs.
+  """
+  train_flag = CPU_XLA_FLAGS[0]
+  if train_flag not in CPU_XLA_FLAGS_ADDED:
+    return
+  flags = [INFERENCE_XLA_FLAG if f == train_flag else f for f in os.environ.get('XLA_FLAGS', '').split()]
+  os.environ['XLA_FLAGS'] = ' '.join(flags)
+  CPU_XLA_FLAGS_ADDED[CPU_XLA_FLAGS_ADDED.index(train_flag)] = INFERENCE_XLA_FLAG

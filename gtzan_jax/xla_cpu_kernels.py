@@ -13,6 +13,12 @@ only with a measured A/B against the op it replaces, cited in its docstring
 - `conv_general_dilated` replaces `lax.conv_general_dilated` in `nn.Conv`: the
   first layer's one-channel convolution runs as a stencil on CPU (BENCHMARKS.md,
   "The first convolution as a stencil": small VGG eval 1.42x, train +2.3-3.4 %).
+- The same `conv_general_dilated` runs a single row's 3x3 convolution on up to
+  8 input channels on pairs of columns (`_paired_columns_conv`): tagging computes
+  one row at a time (`tagging.Forward`), and at batch 1 XLA:CPU's convolutions are
+  slowest on few channels (BENCHMARKS.md, "Tagging: a row's convolutions";
+  scripts/row_forward_ab.py: with the inference flags, 1.23x the small VGG's
+  forward pass).
 - `global_max_pool` replaces `jnp.max` over space (the CNN's `global_pool='max'`)
   for correctness, not speed: its gradient always reaches one argmax
   (tests/test_models.py).
@@ -115,18 +121,24 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
   (1.42x), train +3.4 % and +2.3 % in two runs; paper VGG (batch 64) eval +4 %,
   train within noise.
   """
-  one_channel = (lhs.ndim == 4 and rhs.shape[2] == 1 and feature_group_count == 1
-                 and all(s == 1 for s in window_strides)
-                 and all(d == 1 for d in (lhs_dilation or ()) + (rhs_dilation or ()))
-                 and dimension_numbers == jax.lax.conv_dimension_numbers(
-                     lhs.shape, rhs.shape, ('NHWC', 'HWIO', 'NHWC')))
-  if not one_channel:
-    return jax.lax.conv_general_dilated(
-        lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers,
-        feature_group_count, precision=precision)
-  if isinstance(padding, str):
-    padding = jax.lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], window_strides, padding)
-  return _one_channel_conv(lhs, rhs, tuple(tuple(p) for p in padding), precision)
+  plain = (lhs.ndim == 4 and feature_group_count == 1
+           and all(s == 1 for s in window_strides)
+           and all(d == 1 for d in (lhs_dilation or ()) + (rhs_dilation or ()))
+           and dimension_numbers == jax.lax.conv_dimension_numbers(
+               lhs.shape, rhs.shape, ('NHWC', 'HWIO', 'NHWC')))
+  if plain:
+    pads = padding
+    if isinstance(pads, str):
+      pads = jax.lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], window_strides, pads)
+    pads = tuple(tuple(p) for p in pads)
+    if rhs.shape[2] == 1:
+      return _one_channel_conv(lhs, rhs, pads, precision)
+    if (PAIR_COLUMNS and lhs.shape[0] == 1 and rhs.shape[2] <= PAIR_MAX_CHANNELS and rhs.shape[:2] == (3, 3)
+        and pads == ((1, 1), (1, 1))):
+      return _paired_columns_conv(lhs, rhs, precision)
+  return jax.lax.conv_general_dilated(
+      lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers,
+      feature_group_count, precision=precision)
 
 
 def _lax_conv(padding, precision, x, kernel):
@@ -161,3 +173,73 @@ def _one_channel_conv_bwd(padding, precision, residuals, g):
 
 
 _one_channel_conv.defvjp(_one_channel_conv_fwd, _one_channel_conv_bwd)
+
+
+PAIR_COLUMNS = True  # False: a row's few-channel convolutions stay XLA's (scripts/row_forward_ab.py's A/B)
+PAIR_MAX_CHANNELS = 8  # input channels up to which a row's 3x3 convolution pairs its columns
+PAIR_WIDE_MIN = 512  # 2C x 2C_out from which the pairs take a 3x3 kernel instead of neighbour copies
+
+
+def _paired_columns(x, kernel, precision):
+  """A [1, H, W, C] 3x3 'SAME' convolution computed on pairs of columns (float32 sums).
+
+  Pair b holds columns 2b and 2b + 1 side by side in its 2C channels (a reshape), and its
+  outputs are columns 2b and 2b + 1 of the result, so the convolution maps 2C channels to
+  2 C_out, with zero blocks where a kernel column does not reach. At batch 1 XLA:CPU runs
+  that wider convolution much faster than the 3x3 one on C <= 8 channels (BENCHMARKS.md,
+  "Tagging: a row's convolutions"), and YNNPACK takes it where the inference flags let it
+  (`xla_cpu_flags.INFERENCE_XLA_FLAG`; this jaxlib left a 16 -> 16 channel convolution to
+  Eigen and took 16 -> 32 and 32 -> 16). Two forms:
+  - 2C x 2 C_out >= PAIR_WIDE_MIN: a 3x3 convolution over the pairs (its 2C x 2 C_out x 9
+    products are twice the 3x3's: half of them on zeros);
+  - smaller: the last column of pair b - 1 and the first of pair b + 1 copied beside the pair
+    (4C channels) and a 3x1 convolution to 2 C_out (a quarter of the products on zeros),
+    which YNNPACK takes. The copies are one more pass over the input, into which XLA fuses
+    the producer three times: after a pool (the small VGG's second convolution) that pass
+    took 252 us a row in a profile, against 151 us for the wide form's, which needs none.
+  An odd width gets a zero column, which is the 'SAME' padding; its output is dropped.
+  """
+  _, h, w, c = x.shape
+  out = kernel.shape[3]
+  wide = w + w % 2
+  pairs = jnp.pad(x, ((0, 0), (0, 0), (0, wide - w), (0, 0))).reshape(1, h, wide // 2, 2 * c)
+  none = jnp.zeros((3, c, out), kernel.dtype)
+
+  def block(top_left, top_right, bottom_left, bottom_right):  # [3, 2C, 2 C_out] from [3, C, C_out] blocks
+    return jnp.concatenate([jnp.concatenate([top_left, top_right], axis=-1),
+                            jnp.concatenate([bottom_left, bottom_right], axis=-1)], axis=1)
+
+  # Kernel column j takes input column 2b' + d' to output column 2b + d where 2b' + d' = 2b + d + j - 1.
+  k0, k1, k2 = kernel[:, 0], kernel[:, 1], kernel[:, 2]
+  if 4 * c * out >= PAIR_WIDE_MIN:
+    taps = jnp.stack([block(none, none, k0, none),  # pair b - 1: its odd column to output 2b
+                      block(k1, k0, k2, k1),  # pair b
+                      block(none, k2, none, none)], axis=1)  # pair b + 1: its even column to 2b + 1
+    z, padding = pairs, ((1, 1), (1, 1))
+  else:
+    before = jnp.pad(pairs[:, :, :-1, c:], ((0, 0), (0, 0), (1, 0), (0, 0)))  # column 2b - 1
+    after = jnp.pad(pairs[:, :, 1:, :c], ((0, 0), (0, 0), (0, 1), (0, 0)))  # column 2b + 2
+    z = jnp.concatenate([pairs, before, after], axis=-1)  # [1, H, W / 2, 4C]
+    taps = jnp.concatenate([block(k1, k0, k2, k1), block(k0, none, none, k2)], axis=1)[:, None]
+    padding = ((1, 1), (0, 0))
+  y = jax.lax.conv_general_dilated(z, taps, (1, 1), padding, precision=precision,
+                                   dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+  return y.reshape(1, h, wide, out)[:, :, :w]
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _paired_columns_conv(x, kernel, precision):
+  return jax.lax.platform_dependent(x, kernel, cpu=functools.partial(_paired_columns, precision=precision),
+                                    default=functools.partial(_lax_conv, ((1, 1), (1, 1)), precision))
+
+
+def _paired_columns_conv_fwd(x, kernel, precision):
+  return _paired_columns_conv(x, kernel, precision), (x, kernel)
+
+
+def _paired_columns_conv_bwd(precision, residuals, g):
+  x, kernel = residuals
+  return jax.vjp(functools.partial(_lax_conv, ((1, 1), (1, 1)), precision), x, kernel)[1](g)
+
+
+_paired_columns_conv.defvjp(_paired_columns_conv_fwd, _paired_columns_conv_bwd)

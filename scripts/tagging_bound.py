@@ -17,9 +17,10 @@ import os
 import sys
 import time
 
-os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
-                           f' --xla_force_host_platform_device_count={os.cpu_count() or 1}').strip()
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from gtzan_jax import tagging  # noqa: E402  (no JAX yet)
+
+tagging.set_inference_flags()  # as predict's command line: one CPU device per core, the inference flags
 
 import importlib.util  # noqa: E402
 
@@ -27,7 +28,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 import threadpoolctl  # noqa: E402
 
-from gtzan_jax import models, tagging, train  # noqa: E402
+from gtzan_jax import models, train  # noqa: E402
 from tfds_gtzan import audio, feature_sets  # noqa: E402
 
 BATCH = 64

@@ -16,6 +16,7 @@ from configs import paper
 import gtzan_jax
 from gtzan_jax import benchmark
 from gtzan_jax import models
+from gtzan_jax import xla_cpu_flags
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -169,6 +170,24 @@ def test_importing_gtzan_jax_tunes_xla_cpu_unless_told_otherwise(env, expected):
   clean = {k: v for k, v in os.environ.items() if k not in ('XLA_FLAGS', 'GTZAN_JAX_TUNE_XLA')}
   out = subprocess.run([sys.executable, '-c', 'import os, gtzan_jax; print(os.environ.get("XLA_FLAGS"))'],
                        cwd=REPO, env={**clean, **env}, check=True, capture_output=True, text=True).stdout
+  assert out.strip() == expected
+
+
+@pytest.mark.parametrize('env, expected', [
+    ({}, f'{xla_cpu_flags.INFERENCE_XLA_FLAG} {" ".join(gtzan_jax.CPU_XLA_FLAGS[1:])} '
+         f'--xla_force_host_platform_device_count={os.cpu_count()}'),
+    ({'XLA_FLAGS': '--xla_cpu_experimental_ynn_fusion_type=dot'},  # the user's YNNPACK flag stays theirs
+     f'--xla_cpu_experimental_ynn_fusion_type=dot {" ".join(gtzan_jax.CPU_XLA_FLAGS[1:])} '
+     f'--xla_force_host_platform_device_count={os.cpu_count()}'),
+    ({'GTZAN_JAX_TUNE_XLA': '0'}, f'--xla_force_host_platform_device_count={os.cpu_count()}'),
+])
+def test_a_tagging_process_takes_the_inference_flags(env, expected):
+  """predict's command line: YNNPACK's convolutions instead of training's flag, and one CPU device per core."""
+  clean = {k: v for k, v in os.environ.items() if k not in ('XLA_FLAGS', 'GTZAN_JAX_TUNE_XLA')}
+  code = ('import os, gtzan_jax; from gtzan_jax import tagging; tagging.set_inference_flags(); '
+          'print(os.environ.get("XLA_FLAGS"))')
+  out = subprocess.run([sys.executable, '-c', code], cwd=REPO, env={**clean, **env}, check=True,
+                       capture_output=True, text=True).stdout
   assert out.strip() == expected
 
 

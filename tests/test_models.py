@@ -2,6 +2,7 @@
 
 import functools
 import os
+import re
 import subprocess
 import sys
 
@@ -177,6 +178,43 @@ def test_one_channel_conv_is_a_stencil_on_cpu_and_other_convs_stay_convolutions(
   assert conv_op in hlo(2)
   # Lowered for a GPU (no GPU needed), the first layer stays a convolution for cuDNN.
   assert conv_op in hlo(1, 'cuda') and conv_op in hlo(1, 'rocm')
+
+
+def test_a_rows_few_channel_conv_pairs_columns_with_lax_values_and_gradients():
+  """One row's 3x3 convolution on <= 8 channels (tagging's per-row forward), both forms, odd and even widths."""
+  def loss(module, variables, x):
+    return jnp.sum(jnp.sin(module.apply(variables, x)))
+
+  # (channels in, out): 4 x 8 x 8 < PAIR_WIDE_MIN copies neighbours; 4 x 8 x 16 takes the 3x3 over pairs.
+  for h, w, c, out in [(6, 9, 8, 8), (5, 8, 8, 16), (4, 7, 2, 3), (3, 1, 8, 4), (2, 2, 5, 32)]:
+    x = jax.random.normal(jax.random.PRNGKey(0), (1, h, w, c))
+    ours = nn.Conv(out, (3, 3), conv_general_dilated=xla_cpu_kernels.conv_general_dilated)
+    ref = nn.Conv(out, (3, 3))
+    variables = ours.init(jax.random.PRNGKey(1), x)
+    np.testing.assert_allclose(jax.jit(ours.apply)(variables, x), ref.apply(variables, x), atol=1e-5,
+                               err_msg=f'{(h, w, c, out)}')
+    grads = jax.jit(jax.grad(functools.partial(loss, ours), (0, 1)))(variables, x)
+    expected = jax.grad(functools.partial(loss, ref), (0, 1))(variables, x)
+    for g, e in zip(jax.tree.leaves(grads), jax.tree.leaves(expected)):
+      np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-5, err_msg=f'{(h, w, c, out)}')
+
+
+def test_only_a_single_rows_few_channel_conv_on_cpu_pairs_columns():
+  def kernels(batch, in_channels, out, platform='cpu'):
+    x = jnp.zeros((batch, 12, 17, in_channels))
+    conv = nn.Conv(out, (3, 3), conv_general_dilated=xla_cpu_kernels.conv_general_dilated)
+    variables = conv.init(jax.random.PRNGKey(0), x)
+    if platform == 'cpu':
+      text = jax.jit(conv.apply).lower(variables, x).as_text()
+    else:
+      text = jax.export.export(jax.jit(conv.apply), platforms=[platform])(variables, x).mlir_module()
+    return re.findall(r'stablehlo.convolution.*?tensor<[^>]*>, tensor<(\w+)>', text)
+
+  assert kernels(1, 8, 8) == ['3x1x32x16xf32']  # the pair and its two neighbours' columns, 3x1
+  assert kernels(1, 8, 16) == ['3x3x16x32xf32']  # 3x3 over the pairs
+  assert kernels(2, 8, 8) == ['3x3x8x8xf32']  # a batch: XLA's own
+  assert kernels(1, 16, 16) == ['3x3x16x16xf32']  # more channels: XLA's own
+  assert kernels(1, 8, 8, 'cuda') == ['3x3x8x8xf32']  # on a GPU: cuDNN's
 
 
 def test_this_file_imports_without_pytest():
