@@ -128,15 +128,18 @@ def load_audio_blocks(path: str | os.PathLike[str], block_seconds: float,
   with f:
     frames = max(1, int(block_seconds * f.samplerate))
     stream = soxr.ResampleStream(f.samplerate, sr, 1, dtype='float32') if f.samplerate != sr else None
+    pcm16, channels = f.subtype == 'PCM_16', f.channels  # as load_audio: 16-bit PCM read as int16
     while True:
       try:
-        samples = f.read(frames, dtype='float32', always_2d=True)
+        samples = f.read(frames, dtype='int16' if pcm16 else 'float32', always_2d=channels > 1)
       except sf.LibsndfileError as e:
         raise AudioError(path, _diagnose(path, e)) from None
-      if not np.isfinite(samples).all():
+      if pcm16:
+        samples = np.multiply(samples, np.float32(1 / 32768), dtype=np.float32)  # libsndfile's conversion
+      elif not np.isfinite(samples).all():
         raise AudioError(path, 'contains NaN or infinite samples')
       last = len(samples) < frames
-      mono = samples[:, 0] if samples.shape[1] == 1 else samples.mean(axis=1)  # the same values, 1 ms less a clip
+      mono = samples if channels == 1 else samples.mean(axis=1)
       if stream is not None:
         mono = stream.resample_chunk(mono, last=last)
       if len(mono):
