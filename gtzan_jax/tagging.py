@@ -17,7 +17,7 @@ Design:
   batch is shared out over one XLA CPU device per core in one program (a row alone leaves XLA's
   threads idle in its small operations; two devices at once match batches of 16 on 2 cores).
   A row's convolutions on few channels run on pairs of columns (`xla_cpu_kernels`), and
-  predict's process sets XLA:CPU's inference flags (`set_inference_flags`): together 1.23x
+  predict's process sets XLA:CPU's inference flags (`set_inference_flags`): together 1.23-1.36x
   the forward pass's segments/s (scripts/row_forward_ab.py, BENCHMARKS.md).
   A segment's log-probabilities are then independent of the other rows of its batch, of its
   place in it and of the device: a file gets the same bits whichever files share its batches,

@@ -17,7 +17,7 @@ only with a measured A/B against the op it replaces, cited in its docstring
   8 input channels on pairs of columns (`_paired_columns_conv`): tagging computes
   one row at a time (`tagging.Forward`), and at batch 1 XLA:CPU's convolutions are
   slowest on few channels (BENCHMARKS.md, "Tagging: a row's convolutions";
-  scripts/row_forward_ab.py: with the inference flags, 1.23x the small VGG's
+  scripts/row_forward_ab.py: with the inference flags, 1.23-1.36x the small VGG's
   forward pass).
 - `global_max_pool` replaces `jnp.max` over space (the CNN's `global_pool='max'`)
   for correctness, not speed: its gradient always reaches one argmax

@@ -4,7 +4,8 @@
 
 Times `tagging.Forward` (the model as `predict` runs it: rows one at a time inside a compiled batch
 of 64 over one XLA CPU device per core, and, for comparison, the batch computed as one on one and
-on all devices) on random log-mels, and decoding plus the log-mel of 40 clips of --audio (one BLAS
+on all devices) on random log-mels, and a tagging worker's decoding plus log-mels
+(`tag_workers.file_features`) of 40 clips of --audio (one BLAS
 thread, as each tagging worker), best of 3. Prints segments/s and core-milliseconds per segment,
 and the files/s that two such costs allow on this machine's cores.
 """
@@ -28,8 +29,8 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 import threadpoolctl  # noqa: E402
 
-from gtzan_jax import models, train  # noqa: E402
-from tfds_gtzan import audio, feature_sets  # noqa: E402
+from gtzan_jax import models, tag_workers, train  # noqa: E402
+from tfds_gtzan import feature_sets  # noqa: E402
 
 BATCH = 64
 SEGMENTS_PER_CLIP = 14
@@ -82,8 +83,12 @@ def main() -> None:
     raise SystemExit(f'error: no .wav under {args.audio}')
   fs = feature_sets.get('mel')
 
-  def features() -> int:
-    return sum(len(fs.features(audio.load_audio(f, fs.sample_rate, max_seconds=fs.decode_seconds()))) for f in files)
+  def features() -> int:  # what a tagging worker runs for a file
+    count = 0
+    for f in files:
+      for segments in tag_workers.file_features(f, fs, fs.max_segments):
+        count += len(segments)
+    return count
 
   with threadpoolctl.threadpool_limits(limits=1, user_api='blas'):
     features()
