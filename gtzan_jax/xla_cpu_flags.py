@@ -8,6 +8,8 @@ ignore them. The hand-written kernels for XLA:CPU are in `xla_cpu_kernels`.
 Each flag was measured with `python -m gtzan_jax.benchmark` (BENCHMARKS.md,
 "CPU: 2-core Intel Xeon", 2026-11-30): together they take the paper VGG from
 8.3 to 22.3 training examples/s on 2 cores (`--notune_cpu` times XLA's defaults).
+A process that only tags (predict's command line) swaps one of them for
+INFERENCE_XLA_FLAG with `tune_for_inference()`.
 """
 
 import importlib.metadata

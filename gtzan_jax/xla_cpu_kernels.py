@@ -14,7 +14,7 @@ only with a measured A/B against the op it replaces, cited in its docstring
   first layer's one-channel convolution runs as a stencil on CPU (BENCHMARKS.md,
   "The first convolution as a stencil": small VGG eval 1.42x, train +2.3-3.4 %).
 - The same `conv_general_dilated` runs a single row's 3x3 convolution on up to
-  8 input channels on pairs of columns (`_paired_columns_conv`): tagging computes
+  8 input channels on pairs of columns (`_paired_columns`): tagging computes
   one row at a time (`tagging.Forward`), and at batch 1 XLA:CPU's convolutions are
   slowest on few channels (BENCHMARKS.md, "Tagging: a row's convolutions";
   scripts/row_forward_ab.py: with the inference flags, 1.23-1.36x the small VGG's
@@ -132,10 +132,10 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
       pads = jax.lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], window_strides, pads)
     pads = tuple(tuple(p) for p in pads)
     if rhs.shape[2] == 1:
-      return _one_channel_conv(lhs, rhs, pads, precision)
+      return _cpu_conv(_stencil, lhs, rhs, pads, precision)
     if (PAIR_COLUMNS and lhs.shape[0] == 1 and rhs.shape[2] <= PAIR_MAX_CHANNELS and rhs.shape[:2] == (3, 3)
         and pads == ((1, 1), (1, 1))):
-      return _paired_columns_conv(lhs, rhs, precision)
+      return _cpu_conv(_paired_columns, lhs, rhs, pads, precision)
   return jax.lax.conv_general_dilated(
       lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers,
       feature_group_count, precision=precision)
@@ -157,22 +157,24 @@ def _stencil(padding, precision, x, kernel):
   return out.astype(jnp.result_type(x, kernel))
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def _one_channel_conv(x, kernel, padding, precision):
-  return jax.lax.platform_dependent(x, kernel, cpu=functools.partial(_stencil, padding, precision),
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 3, 4))
+def _cpu_conv(cpu_fn, x, kernel, padding, precision):
+  """`_lax_conv`, computed on CPU as `cpu_fn(padding, precision, x, kernel)`; its gradients are the convolution's."""
+  return jax.lax.platform_dependent(x, kernel, cpu=functools.partial(cpu_fn, padding, precision),
                                     default=functools.partial(_lax_conv, padding, precision))
 
 
-def _one_channel_conv_fwd(x, kernel, padding, precision):
-  return _one_channel_conv(x, kernel, padding, precision), (x, kernel)
+def _cpu_conv_fwd(cpu_fn, x, kernel, padding, precision):
+  return _cpu_conv(cpu_fn, x, kernel, padding, precision), (x, kernel)
 
 
-def _one_channel_conv_bwd(padding, precision, residuals, g):
+def _cpu_conv_bwd(cpu_fn, padding, precision, residuals, g):
+  del cpu_fn
   x, kernel = residuals
   return jax.vjp(functools.partial(_lax_conv, padding, precision), x, kernel)[1](g)
 
 
-_one_channel_conv.defvjp(_one_channel_conv_fwd, _one_channel_conv_bwd)
+_cpu_conv.defvjp(_cpu_conv_fwd, _cpu_conv_bwd)
 
 
 PAIR_COLUMNS = True  # False: a row's few-channel convolutions stay XLA's (scripts/row_forward_ab.py's A/B)
@@ -180,7 +182,7 @@ PAIR_MAX_CHANNELS = 8  # input channels up to which a row's 3x3 convolution pair
 PAIR_WIDE_MIN = 512  # 2C x 2C_out from which the pairs take a 3x3 kernel instead of neighbour copies
 
 
-def _paired_columns(x, kernel, precision):
+def _paired_columns(padding, precision, x, kernel):
   """A [1, H, W, C] 3x3 'SAME' convolution computed on pairs of columns (float32 sums).
 
   Pair b holds columns 2b and 2b + 1 side by side in its 2C channels (a reshape), and its
@@ -196,9 +198,10 @@ def _paired_columns(x, kernel, precision):
     (4C channels) and a 3x1 convolution to 2 C_out (a quarter of the products on zeros),
     which YNNPACK takes. The copies are one more pass over the input, into which XLA fuses
     the producer three times: after a pool (the small VGG's second convolution) that pass
-    took 252 us a row in a profile, against 151 us for the wide form's, which needs none.
+    took 252 us a row in a profile; with the wide form the pool's own pass took 151 us.
   An odd width gets a zero column, which is the 'SAME' padding; its output is dropped.
   """
+  del padding  # ((1, 1), (1, 1)): 'SAME'
   _, h, w, c = x.shape
   out = kernel.shape[3]
   wide = w + w % 2
@@ -225,21 +228,3 @@ def _paired_columns(x, kernel, precision):
   y = jax.lax.conv_general_dilated(z, taps, (1, 1), padding, precision=precision,
                                    dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
   return y.reshape(1, h, wide, out)[:, :, :w]
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def _paired_columns_conv(x, kernel, precision):
-  return jax.lax.platform_dependent(x, kernel, cpu=functools.partial(_paired_columns, precision=precision),
-                                    default=functools.partial(_lax_conv, ((1, 1), (1, 1)), precision))
-
-
-def _paired_columns_conv_fwd(x, kernel, precision):
-  return _paired_columns_conv(x, kernel, precision), (x, kernel)
-
-
-def _paired_columns_conv_bwd(precision, residuals, g):
-  x, kernel = residuals
-  return jax.vjp(functools.partial(_lax_conv, ((1, 1), (1, 1)), precision), x, kernel)[1](g)
-
-
-_paired_columns_conv.defvjp(_paired_columns_conv_fwd, _paired_columns_conv_bwd)
