@@ -127,26 +127,29 @@ def test_global_max_pool_is_the_max_and_passes_the_whole_gradient():
   assert ((dx != 0).sum(axis=(1, 2)) == 1).all()
 
 
+def _assert_conv_matches_lax(x, features, kernel_size, what):
+  """nn.Conv with xla_cpu_kernels.conv_general_dilated against nn.Conv's own: values and gradients."""
+  def loss(module, variables, x):
+    return jnp.sum(jnp.sin(module.apply(variables, x)))
+
+  ours = nn.Conv(features, kernel_size, conv_general_dilated=xla_cpu_kernels.conv_general_dilated)
+  ref = nn.Conv(features, kernel_size)
+  variables = ours.init(jax.random.PRNGKey(1), x)
+  np.testing.assert_allclose(jax.jit(ours.apply)(variables, x), ref.apply(variables, x), atol=1e-5, err_msg=what)
+  grads = jax.jit(jax.grad(functools.partial(loss, ours), (0, 1)))(variables, x)
+  expected = jax.grad(functools.partial(loss, ref), (0, 1))(variables, x)
+  for g, e in zip(jax.tree.leaves(grads), jax.tree.leaves(expected)):
+    np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-5, err_msg=what)
+
+
 def test_one_channel_conv_matches_lax_in_values_and_gradients():
   """The first layer's stencil (XLA:CPU) against nn.Conv's own convolution, even kernels included.
 
   (No pytest.mark here: scripts/gpu_session.sh imports this file where pytest may be missing.)
   """
   x = jax.random.normal(jax.random.PRNGKey(0), (2, 12, 17, 1))
-
-  def loss(module, variables, x):
-    return jnp.sum(jnp.sin(module.apply(variables, x)))
-
   for kernel_size in [(3, 3), (5, 5), (4, 4), (2, 3)]:
-    ours = nn.Conv(4, kernel_size, conv_general_dilated=xla_cpu_kernels.conv_general_dilated)
-    ref = nn.Conv(4, kernel_size)
-    variables = ours.init(jax.random.PRNGKey(1), x)
-    np.testing.assert_allclose(jax.jit(ours.apply)(variables, x), ref.apply(variables, x), atol=1e-5,
-                               err_msg=f'kernel {kernel_size}')
-    grads = jax.jit(jax.grad(functools.partial(loss, ours), (0, 1)))(variables, x)
-    expected = jax.grad(functools.partial(loss, ref), (0, 1))(variables, x)
-    for g, e in zip(jax.tree.leaves(grads), jax.tree.leaves(expected)):
-      np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-5, err_msg=f'kernel {kernel_size}')
+    _assert_conv_matches_lax(x, 4, kernel_size, f'kernel {kernel_size}')
 
 
 def test_one_channel_conv_bfloat16_sums_in_float32():
@@ -182,21 +185,10 @@ def test_one_channel_conv_is_a_stencil_on_cpu_and_other_convs_stay_convolutions(
 
 def test_a_rows_few_channel_conv_pairs_columns_with_lax_values_and_gradients():
   """One row's 3x3 convolution on <= 8 channels (tagging's per-row forward), both forms, odd and even widths."""
-  def loss(module, variables, x):
-    return jnp.sum(jnp.sin(module.apply(variables, x)))
-
   # (channels in, out): 4 x 8 x 8 < PAIR_WIDE_MIN copies neighbours; 4 x 8 x 16 takes the 3x3 over pairs.
   for h, w, c, out in [(6, 9, 8, 8), (5, 8, 8, 16), (4, 7, 2, 3), (3, 1, 8, 4), (2, 2, 5, 32)]:
     x = jax.random.normal(jax.random.PRNGKey(0), (1, h, w, c))
-    ours = nn.Conv(out, (3, 3), conv_general_dilated=xla_cpu_kernels.conv_general_dilated)
-    ref = nn.Conv(out, (3, 3))
-    variables = ours.init(jax.random.PRNGKey(1), x)
-    np.testing.assert_allclose(jax.jit(ours.apply)(variables, x), ref.apply(variables, x), atol=1e-5,
-                               err_msg=f'{(h, w, c, out)}')
-    grads = jax.jit(jax.grad(functools.partial(loss, ours), (0, 1)))(variables, x)
-    expected = jax.grad(functools.partial(loss, ref), (0, 1))(variables, x)
-    for g, e in zip(jax.tree.leaves(grads), jax.tree.leaves(expected)):
-      np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-5, err_msg=f'{(h, w, c, out)}')
+    _assert_conv_matches_lax(x, out, (3, 3), f'{(h, w, c, out)}')
 
 
 def test_only_a_single_rows_few_channel_conv_on_cpu_pairs_columns():
