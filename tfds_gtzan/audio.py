@@ -92,7 +92,7 @@ def load_audio(path: str | os.PathLike[str], sr: int = SAMPLE_RATE, *,
   if samples.dtype.kind == 'f' and not np.isfinite(samples).all():
     raise AudioError(path, 'contains NaN or infinite samples')
   if samples.dtype == np.int16:
-    samples = samples.astype(np.float32) * np.float32(1 / 32768)  # exactly libsndfile's conversion
+    samples = _pcm16_to_float(samples)
   mono = samples if samples.ndim == 1 else samples[:, 0] if samples.shape[1] == 1 else samples.mean(axis=1)
   if file_sr != sr and mono.size:
     mono = resample(mono, file_sr, sr)
@@ -135,7 +135,7 @@ def load_audio_blocks(path: str | os.PathLike[str], block_seconds: float,
       except sf.LibsndfileError as e:
         raise AudioError(path, _diagnose(path, e)) from None
       if pcm16:
-        samples = np.multiply(samples, np.float32(1 / 32768), dtype=np.float32)  # libsndfile's conversion
+        samples = _pcm16_to_float(samples)
       elif not np.isfinite(samples).all():
         raise AudioError(path, 'contains NaN or infinite samples')
       last = len(samples) < frames
@@ -223,6 +223,11 @@ def _check_file(path: str | os.PathLike[str]) -> None:
     raise AudioError(path, f'unreadable ({e.strerror})') from None
   if size == 0:
     raise AudioError(path, 'empty file (0 bytes)')
+
+
+def _pcm16_to_float(samples: np.ndarray) -> np.ndarray:
+  """int16 samples as float32 in [-1, 1): exactly libsndfile's own conversion (x / 32768)."""
+  return np.multiply(samples, np.float32(1 / 32768), dtype=np.float32)
 
 
 def _read_soundfile(path: str | os.PathLike[str],
