@@ -38,6 +38,19 @@ def test_log_mel_matches_librosa_per_segment():
   assert mel[1].max() < mel[0].max() - audio.TOP_DB
 
 
+def test_log_mel_of_a_segment_does_not_depend_on_the_others_computed_with_it():
+  # melspec computes CHUNK_SEGMENTS segments at a time: 11 segments cross two chunk edges and end in
+  # a partial chunk; each must be bitwise what it is alone, and each clipped to its own maximum.
+  from tfds_gtzan import melspec  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(1)
+  scales = 10.0 ** -rng.integers(0, 6, 11)
+  segments = (scales[:, None] * rng.standard_normal((11, audio.SEGMENT_SAMPLES))).astype(np.float32)
+  assert len(segments) > 2 * melspec.CHUNK_SEGMENTS
+  together = audio.log_mel(segments)
+  for i, segment in enumerate(segments):
+    np.testing.assert_array_equal(together[i], audio.log_mel(segment[None])[0])
+
+
 def test_log_mel_of_no_segments():
   assert audio.log_mel(np.zeros((0, audio.SEGMENT_SAMPLES), np.float32)).shape == (
       0, audio.N_MELS, audio.FRAMES)

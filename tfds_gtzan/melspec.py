@@ -19,8 +19,9 @@ whole build). The gain is a float32 FFT over all frames of all segments at once
 (scipy.fft) and a single matrix product with the filter bank. Since 2026-12-06
 that product is sparse (the filter bank has 504 non-zeros of 128 x 257) and the
 power is taken frequency-major: 4.3 -> 3.4 ms on the 2-core Xeon (tagging's
-workers spend most of their time here). It agrees with
-librosa within 0.01 dB (tests/test_audio.py; 0.0015 dB seen on a pure tone 55 dB
+workers spend most of their time here); and segments are computed four at a time
+(`CHUNK_SEGMENTS`), so that their intermediates stay in a core's cache (1.45x, the
+same values). It agrees with librosa within 0.01 dB (tests/test_audio.py; 0.0015 dB seen on a pure tone 55 dB
 below its peak), below the float16 step of the stored dataset (1/32 dB between
 32 and 64 dB in magnitude, where most values lie).
 
@@ -99,9 +100,25 @@ def log_mel(segments: np.ndarray) -> np.ndarray:
   segments = np.asarray(segments, np.float32)
   if segments.ndim != 2 or segments.shape[1] != SEGMENT_SAMPLES:
     raise ValueError(f'log_mel() expects [n, {SEGMENT_SAMPLES}] segments, got {segments.shape}.')
+  out = np.empty((len(segments), N_MELS, FRAMES), np.float32)
+  for start in range(0, len(segments), CHUNK_SEGMENTS):
+    _log_mel_into(segments[start:start + CHUNK_SEGMENTS], out[start:start + CHUNK_SEGMENTS])
+  return out
+
+
+CHUNK_SEGMENTS = 4  # segments computed together: their intermediates stay in a core's cache
+
+
+def _log_mel_into(segments: np.ndarray, out: np.ndarray) -> None:
+  """`log_mel(segments)` written into `out`, all at once (a few segments: see CHUNK_SEGMENTS).
+
+  CHUNK_SEGMENTS: the frames, spectrum and power of 14 segments at once are ~5 MB each, more
+  than a core's L2; computed 4 segments at a time the log-mel of a clip's 14 segments took
+  3.55 instead of 5.17 ms (2-core Xeon, one thread, 4 gtzan_mini clips interleaved, best of
+  15; 2, 3, 6 and 8 segments at a time: 3.7-3.9 ms). Bitwise the same values: each frame is
+  computed alone.
+  """
   n = len(segments)
-  if not n:
-    return np.zeros((0, N_MELS, FRAMES), np.float32)
   windowed = _windowed_frames(segments).reshape(n * FRAMES, N_FFT)
   # Frequency-major: [1 + N_FFT // 2, n * FRAMES] complex64, the layout the filter bank's product reads.
   power = np.abs(scipy.fft.rfft(windowed.T, axis=0))
@@ -111,7 +128,7 @@ def log_mel(segments: np.ndarray) -> np.ndarray:
   db *= 10.0
   db -= 10.0 * math.log10(max(AMIN, REF))
   db = db.reshape(N_MELS, n, FRAMES).transpose(1, 0, 2)
-  return np.ascontiguousarray(np.maximum(db, db.max(axis=(1, 2), keepdims=True) - TOP_DB))
+  np.maximum(db, db.max(axis=(1, 2), keepdims=True) - TOP_DB, out=out)
 
 
 def _windowed_frames(segments: np.ndarray) -> np.ndarray:
