@@ -33,6 +33,19 @@ CPU_XLA_FLAGS_ADDED: list[str] = []  # the flags tune() (and tune_for_inference(
 INFERENCE_XLA_FLAG = '--xla_cpu_experimental_ynn_fusion_type=dot,reduce,individual_convolution'
 
 
+def ynn_takes_convolutions() -> bool:
+  """Whether XLA_FLAGS, as it reads now, hands YNNPACK the convolutions (as INFERENCE_XLA_FLAG does).
+
+  XLA read XLA_FLAGS when JAX started its backend: a change since then makes this answer
+  wrong (xla_cpu_kernels then picks a slower kernel, never a wrong one).
+  """
+  types = ''
+  for flag in os.environ.get('XLA_FLAGS', '').split():
+    if flag.startswith('--xla_cpu_experimental_ynn_fusion_type='):
+      types = flag.split('=', 1)[1]
+  return any('convolution' in t for t in types.split(','))
+
+
 def tune() -> None:
   """Adds CPU_XLA_FLAGS to XLA_FLAGS (must run before JAX starts a backend; CPU backend only).
 

@@ -13,12 +13,14 @@ only with a measured A/B against the op it replaces, cited in its docstring
 - `conv_general_dilated` replaces `lax.conv_general_dilated` in `nn.Conv`: the
   first layer's one-channel convolution runs as a stencil on CPU (BENCHMARKS.md,
   "The first convolution as a stencil": small VGG eval 1.42x, train +2.3-3.4 %).
-- The same `conv_general_dilated` runs a single row's 3x3 convolution on up to
-  8 input channels on pairs of columns (`_paired_columns`): tagging computes
-  one row at a time (`tagging.Forward`), and at batch 1 XLA:CPU's convolutions are
-  slowest on few channels (BENCHMARKS.md, "Tagging: a row's convolutions";
-  scripts/row_forward_ab.py: with the inference flags, 1.23-1.36x the small VGG's
-  forward pass).
+- The same `conv_general_dilated` speeds up a single row's convolutions on few
+  channels: tagging computes one row at a time (`tagging.Forward`), and at batch 1
+  XLA:CPU's convolutions are slowest there (BENCHMARKS.md, "Tagging: a row's
+  convolutions"; scripts/row_forward_ab.py). A 3x3 on up to 8 input and output
+  channels runs on pairs of columns (`_paired_columns`; with the inference flags
+  1.23-1.36x the small VGG's forward pass), and under the inference flags one on
+  up to 16 channels gets zero output channels up to 17, so that YNNPACK takes it
+  (`_widened_outputs`; another 1.12-1.13x).
 - `global_max_pool` replaces `jnp.max` over space (the CNN's `global_pool='max'`)
   for correctness, not speed: its gradient always reaches one argmax
   (tests/test_models.py).
@@ -30,6 +32,8 @@ import functools
 
 import jax
 import jax.numpy as jnp
+
+from gtzan_jax import xla_cpu_flags
 
 
 @jax.custom_vjp
@@ -106,14 +110,16 @@ def global_max_pool(x: jax.Array) -> jax.Array:
 
 def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
                          dimension_numbers=None, feature_group_count=1, precision=None):
-  """`lax.conv_general_dilated` for `nn.Conv`, with a fast path for the first layer on CPU.
+  """`lax.conv_general_dilated` for `nn.Conv`, with fast paths on CPU for the first layer and for single rows.
 
   A stride-1 [B, H, W, 1] -> [B, H, W, C] convolution (the spectrogram's only
   channel) runs on XLA:CPU as a float32 sum of kh * kw shifted, scaled copies of
   the input, which XLA fuses into one loop. Eigen's convolution with one input
   channel took 11.6 ms for a 3x3x1x8 kernel at batch 32, the stencil 1.2 ms. The
-  gradients are the convolution's own. Every other convolution, and every
-  platform but CPU, goes to `lax.conv_general_dilated` unchanged.
+  gradients are the convolution's own. A single row's convolutions on few channels
+  go to `_paired_columns` or `_widened_outputs` on CPU (see the module's docstring).
+  Every other convolution, and every platform but CPU, goes to
+  `lax.conv_general_dilated` unchanged.
 
   A/B against `lax.conv_general_dilated` (2026-11-30, BENCHMARKS.md, "The first
   convolution as a stencil"; idle 2-core Intel Xeon, one process, timers
@@ -133,9 +139,12 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
     pads = tuple(tuple(p) for p in pads)
     if rhs.shape[2] == 1:
       return _cpu_conv(_stencil, lhs, rhs, pads, precision)
-    if (PAIR_COLUMNS and lhs.shape[0] == 1 and rhs.shape[2] <= PAIR_MAX_CHANNELS and rhs.shape[:2] == (3, 3)
+    row = lhs.shape[0] == 1
+    if (PAIR_COLUMNS and row and max(rhs.shape[2:]) <= PAIR_MAX_CHANNELS and rhs.shape[:2] == (3, 3)
         and pads == ((1, 1), (1, 1))):
       return _cpu_conv(_paired_columns, lhs, rhs, pads, precision)
+    if WIDEN_OUTPUTS and row and max(rhs.shape[2:]) < YNN_MIN_CHANNELS and xla_cpu_flags.ynn_takes_convolutions():
+      return _cpu_conv(_widened_outputs, lhs, rhs, pads, precision)
   return jax.lax.conv_general_dilated(
       lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers,
       feature_group_count, precision=precision)
@@ -178,27 +187,22 @@ _cpu_conv.defvjp(_cpu_conv_fwd, _cpu_conv_bwd)
 
 
 PAIR_COLUMNS = True  # False: a row's few-channel convolutions stay XLA's (scripts/row_forward_ab.py's A/B)
-PAIR_MAX_CHANNELS = 8  # input channels up to which a row's 3x3 convolution pairs its columns
-PAIR_WIDE_MIN = 512  # 2C x 2C_out from which the pairs take a 3x3 kernel instead of neighbour copies
+PAIR_MAX_CHANNELS = 8  # input and output channels up to which a row's 3x3 convolution pairs its columns
+WIDEN_OUTPUTS = True  # False: a row's convolution on <= 16 channels stays Eigen's (scripts/row_forward_ab.py)
+YNN_MIN_CHANNELS = 17  # this jaxlib's YNNPACK takes a convolution only with this many input or output channels
 
 
 def _paired_columns(padding, precision, x, kernel):
   """A [1, H, W, C] 3x3 'SAME' convolution computed on pairs of columns (float32 sums).
 
   Pair b holds columns 2b and 2b + 1 side by side in its 2C channels (a reshape), and its
-  outputs are columns 2b and 2b + 1 of the result, so the convolution maps 2C channels to
-  2 C_out, with zero blocks where a kernel column does not reach. At batch 1 XLA:CPU runs
-  that wider convolution much faster than the 3x3 one on C <= 8 channels (BENCHMARKS.md,
+  outputs are columns 2b and 2b + 1 of the result. The last column of pair b - 1 and the
+  first of pair b + 1 are copied beside the pair (4C channels), and a 3x1 convolution maps
+  them to 2 C_out channels (a quarter of its products on zeros). At batch 1 XLA:CPU runs
+  that convolution much faster than the 3x3 one on C <= 8 channels (BENCHMARKS.md,
   "Tagging: a row's convolutions"), and YNNPACK takes it where the inference flags let it
-  (`xla_cpu_flags.INFERENCE_XLA_FLAG`; this jaxlib left a 16 -> 16 channel convolution to
-  Eigen and took 16 -> 32 and 32 -> 16). Two forms:
-  - 2C x 2 C_out >= PAIR_WIDE_MIN: a 3x3 convolution over the pairs (its 2C x 2 C_out x 9
-    products are twice the 3x3's: half of them on zeros);
-  - smaller: the last column of pair b - 1 and the first of pair b + 1 copied beside the pair
-    (4C channels) and a 3x1 convolution to 2 C_out (a quarter of the products on zeros),
-    which YNNPACK takes. The copies are one more pass over the input, into which XLA fuses
-    the producer three times: after a pool (the small VGG's second convolution) that pass
-    took 252 us a row in a profile; with the wide form the pool's own pass took 151 us.
+  (`xla_cpu_flags.INFERENCE_XLA_FLAG`). The copies are one more pass over the input, into
+  which XLA fuses the producer three times.
   An odd width gets a zero column, which is the 'SAME' padding; its output is dropped.
   """
   del padding  # ((1, 1), (1, 1)): 'SAME'
@@ -214,17 +218,25 @@ def _paired_columns(padding, precision, x, kernel):
 
   # Kernel column j takes input column 2b' + d' to output column 2b + d where 2b' + d' = 2b + d + j - 1.
   k0, k1, k2 = kernel[:, 0], kernel[:, 1], kernel[:, 2]
-  if 4 * c * out >= PAIR_WIDE_MIN:
-    taps = jnp.stack([block(none, none, k0, none),  # pair b - 1: its odd column to output 2b
-                      block(k1, k0, k2, k1),  # pair b
-                      block(none, k2, none, none)], axis=1)  # pair b + 1: its even column to 2b + 1
-    z, padding = pairs, ((1, 1), (1, 1))
-  else:
-    before = jnp.pad(pairs[:, :, :-1, c:], ((0, 0), (0, 0), (1, 0), (0, 0)))  # column 2b - 1
-    after = jnp.pad(pairs[:, :, 1:, :c], ((0, 0), (0, 0), (0, 1), (0, 0)))  # column 2b + 2
-    z = jnp.concatenate([pairs, before, after], axis=-1)  # [1, H, W / 2, 4C]
-    taps = jnp.concatenate([block(k1, k0, k2, k1), block(k0, none, none, k2)], axis=1)[:, None]
-    padding = ((1, 1), (0, 0))
-  y = jax.lax.conv_general_dilated(z, taps, (1, 1), padding, precision=precision,
+  before = jnp.pad(pairs[:, :, :-1, c:], ((0, 0), (0, 0), (1, 0), (0, 0)))  # column 2b - 1
+  after = jnp.pad(pairs[:, :, 1:, :c], ((0, 0), (0, 0), (0, 1), (0, 0)))  # column 2b + 2
+  z = jnp.concatenate([pairs, before, after], axis=-1)  # [1, H, W / 2, 4C]
+  taps = jnp.concatenate([block(k1, k0, k2, k1), block(k0, none, none, k2)], axis=1)[:, None]
+  y = jax.lax.conv_general_dilated(z, taps, (1, 1), ((1, 1), (0, 0)), precision=precision,
                                    dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
   return y.reshape(1, h, wide, out)[:, :, :w]
+
+
+def _widened_outputs(padding, precision, x, kernel):
+  """A [1, H, W, C] convolution on <= 16 channels, computed with YNN_MIN_CHANNELS outputs (the extra ones dropped).
+
+  Under the inference flags YNNPACK takes XLA:CPU's convolutions, but this jaxlib leaves one
+  whose input and output both have <= 16 channels to Eigen (as too small for YNNPACK's
+  overhead); with zero output channels up to 17 YNNPACK takes it, and at batch 1 it is faster
+  than Eigen despite the extra products (BENCHMARKS.md, "Tagging: a row's convolutions": the
+  small VGG's 8 -> 16 and 16 -> 16 convolutions, 1.12-1.13x its forward pass). Only where
+  `xla_cpu_flags.ynn_takes_convolutions()`: Eigen gains nothing from the extra channels.
+  """
+  out = kernel.shape[3]
+  wide = jnp.pad(kernel, ((0, 0), (0, 0), (0, 0), (0, YNN_MIN_CHANNELS - out)))
+  return _lax_conv(padding, precision, x, wide)[..., :out]

@@ -1,4 +1,4 @@
-"""A/B of tagging's forward pass on a CPU: the paired-column kernels and XLA's inference flags.
+"""A/B of tagging's forward pass on a CPU: the few-channel kernels and XLA's inference flags.
 
   python scripts/row_forward_ab.py [--config=configs/default.py] [--rounds=5] [--out=ab.json]
 
@@ -10,9 +10,10 @@ XLA CPU device per core, as predict runs them):
   flags     training's XLA flags (xla_cpu_flags.CPU_XLA_FLAGS) or the inference flags that
             predict sets (xla_cpu_flags.INFERENCE_XLA_FLAG: YNNPACK takes convolutions too);
             XLA reads them once per process, so each flag set runs in a child process
-  kernels   xla_cpu_kernels' paired-column convolutions off ('stock'), in their copies form
-            only ('copies'), or as predict runs them ('paired': the 3x3-over-pairs form where
-            2C x 2C_out >= PAIR_WIDE_MIN); each compiled apart, timed interleaved in one process
+  kernels   xla_cpu_kernels' single-row kernels off ('stock'), the paired columns only
+            ('paired'), or as predict runs them ('widened': the paired columns, and outputs
+            widened to 17 channels for YNNPACK, which only the inference flags use); each
+            compiled apart, timed interleaved in one process
 
 Prints segments/s and core-milliseconds a segment, best of --rounds, and the largest
 difference of any log-probability from the stock path's.
@@ -29,7 +30,7 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BATCH = 64
-KERNELS = ('stock', 'copies', 'paired')
+KERNELS = ('stock', 'paired', 'widened')
 
 
 def child(config_path: str, rounds: int) -> dict[str, dict[str, float]]:
@@ -54,14 +55,13 @@ def child(config_path: str, rounds: int) -> dict[str, dict[str, float]]:
 
   trained = Trained()
   mel = np.random.default_rng(0).normal(-40, 10, (BATCH, 128, 173)).astype(np.float16)
-  settings = {'stock': (False, xla_cpu_kernels.PAIR_WIDE_MIN), 'copies': (True, 1 << 30),
-              'paired': (True, xla_cpu_kernels.PAIR_WIDE_MIN)}
+  settings = {'stock': (False, False), 'paired': (True, False), 'widened': (True, True)}
   forwards, outputs = {}, {}
   for name in KERNELS:  # the kernels are chosen when the function is traced: on its first call
-    xla_cpu_kernels.PAIR_COLUMNS, xla_cpu_kernels.PAIR_WIDE_MIN = settings[name]
+    xla_cpu_kernels.PAIR_COLUMNS, xla_cpu_kernels.WIDEN_OUTPUTS = settings[name]
     forwards[name] = tagging.Forward(trained, BATCH, per_row=True)
     outputs[name] = forwards[name](mel)
-  xla_cpu_kernels.PAIR_COLUMNS, xla_cpu_kernels.PAIR_WIDE_MIN = settings['paired']
+  xla_cpu_kernels.PAIR_COLUMNS, xla_cpu_kernels.WIDEN_OUTPUTS = settings['widened']
   best = {name: float('inf') for name in KERNELS}
   for _ in range(rounds):
     for name, forward in forwards.items():

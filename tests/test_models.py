@@ -1,5 +1,6 @@
 """Model shapes, parameter counts and the input normalisation."""
 
+import contextlib
 import functools
 import os
 import re
@@ -12,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from configs import paper
-from gtzan_jax import models, xla_cpu_kernels
+from gtzan_jax import models, xla_cpu_flags, xla_cpu_kernels
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -183,17 +184,35 @@ def test_one_channel_conv_is_a_stencil_on_cpu_and_other_convs_stay_convolutions(
   assert conv_op in hlo(1, 'cuda') and conv_op in hlo(1, 'rocm')
 
 
-def test_a_rows_few_channel_conv_pairs_columns_with_lax_values_and_gradients():
-  """One row's 3x3 convolution on <= 8 channels (tagging's per-row forward), both forms, odd and even widths."""
-  # (channels in, out): 4 x 8 x 8 < PAIR_WIDE_MIN copies neighbours; 4 x 8 x 16 takes the 3x3 over pairs.
-  for h, w, c, out in [(6, 9, 8, 8), (5, 8, 8, 16), (4, 7, 2, 3), (3, 1, 8, 4), (2, 2, 5, 32)]:
+@contextlib.contextmanager
+def _inference_flags():
+  """XLA_FLAGS as predict sets them, for the kernels chosen while tracing (XLA itself read its flags at start)."""
+  before = os.environ.get('XLA_FLAGS')
+  os.environ['XLA_FLAGS'] = f'{before or ""} {xla_cpu_flags.INFERENCE_XLA_FLAG}'.strip()
+  try:
+    assert xla_cpu_flags.ynn_takes_convolutions()
+    yield
+  finally:
+    if before is None:
+      del os.environ['XLA_FLAGS']
+    else:
+      os.environ['XLA_FLAGS'] = before
+
+
+def test_a_rows_few_channel_conv_pairs_columns_or_widens_outputs_with_lax_values_and_gradients():
+  """One row's convolution on few channels (tagging's per-row forward), odd and even widths."""
+  for h, w, c, out in [(6, 9, 8, 8), (4, 7, 2, 3), (3, 1, 8, 4), (2, 2, 5, 8)]:  # pairs of columns
     x = jax.random.normal(jax.random.PRNGKey(0), (1, h, w, c))
-    _assert_conv_matches_lax(x, out, (3, 3), f'{(h, w, c, out)}')
+    _assert_conv_matches_lax(x, out, (3, 3), f'pairs {(h, w, c, out)}')
+  with _inference_flags():  # outputs widened to 17 channels (the pairs above stay pairs)
+    for h, w, c, out in [(5, 8, 8, 16), (6, 9, 16, 16), (3, 4, 12, 5), (7, 5, 16, 1)]:
+      x = jax.random.normal(jax.random.PRNGKey(0), (1, h, w, c))
+      _assert_conv_matches_lax(x, out, (3, 3), f'widened {(h, w, c, out)}')
 
 
-def test_only_a_single_rows_few_channel_conv_on_cpu_pairs_columns():
-  def kernels(batch, in_channels, out, platform='cpu'):
-    x = jnp.zeros((batch, 12, 17, in_channels))
+def test_only_a_single_rows_few_channel_conv_on_cpu_pairs_columns_or_widens_outputs():
+  def kernels(batch, in_channels, out, platform='cpu', width=17):
+    x = jnp.zeros((batch, 12, width, in_channels))  # each width traced apart: the flags are read while tracing
     conv = nn.Conv(out, (3, 3), conv_general_dilated=xla_cpu_kernels.conv_general_dilated)
     variables = conv.init(jax.random.PRNGKey(0), x)
     if platform == 'cpu':
@@ -202,11 +221,19 @@ def test_only_a_single_rows_few_channel_conv_on_cpu_pairs_columns():
       text = jax.export.export(jax.jit(conv.apply), platforms=[platform])(variables, x).mlir_module()
     return re.findall(r'stablehlo.convolution.*?tensor<[^>]*>, tensor<(\w+)>', text)
 
+  assert not xla_cpu_flags.ynn_takes_convolutions()  # the suite runs with training's flags
   assert kernels(1, 8, 8) == ['3x1x32x16xf32']  # the pair and its two neighbours' columns, 3x1
-  assert kernels(1, 8, 16) == ['3x3x16x32xf32']  # 3x3 over the pairs
+  assert kernels(1, 8, 16) == ['3x3x8x16xf32']  # more outputs: XLA's own (Eigen)
+  assert kernels(1, 16, 16) == ['3x3x16x16xf32']
   assert kernels(2, 8, 8) == ['3x3x8x8xf32']  # a batch: XLA's own
-  assert kernels(1, 16, 16) == ['3x3x16x16xf32']  # more channels: XLA's own
   assert kernels(1, 8, 8, 'cuda') == ['3x3x8x8xf32']  # on a GPU: cuDNN's
+  with _inference_flags():
+    assert kernels(1, 8, 8, width=15) == ['3x1x32x16xf32']
+    assert kernels(1, 8, 16, width=15) == ['3x3x8x17xf32']  # widened, for YNNPACK
+    assert kernels(1, 16, 16, width=15) == ['3x3x16x17xf32']
+    assert kernels(1, 16, 32, width=15) == ['3x3x16x32xf32']  # YNNPACK takes it as it is
+    assert kernels(2, 16, 16, width=15) == ['3x3x16x16xf32']  # a batch: XLA's own
+    assert kernels(1, 16, 16, 'cuda', width=15) == ['3x3x16x16xf32']
 
 
 def test_this_file_imports_without_pytest():
