@@ -197,7 +197,8 @@ def segment_features_of_blocks(blocks: Iterable[np.ndarray], max_segments: int |
     return
   rest = np.zeros(0, np.float32)
   for block in blocks:
-    y = np.concatenate([rest, np.asarray(block, np.float32)])
+    block = np.asarray(block, np.float32)
+    y = np.concatenate([rest, block]) if len(rest) else block  # (a copy of a 30 s clip: 0.3 ms)
     whole = len(y) // SEGMENT_SAMPLES if left is None else min(len(y) // SEGMENT_SAMPLES, left)
     if whole:
       yield segment_features(y[:whole * SEGMENT_SAMPLES], whole)
