@@ -107,6 +107,7 @@ def log_mel(segments: np.ndarray) -> np.ndarray:
 
 
 CHUNK_SEGMENTS = 4  # segments computed together: their intermediates stay in a core's cache
+_REF_DB = 10.0 * math.log10(max(AMIN, REF))  # 0 for REF 1.0
 
 
 def _log_mel_into(segments: np.ndarray, out: np.ndarray) -> None:
@@ -123,10 +124,12 @@ def _log_mel_into(segments: np.ndarray, out: np.ndarray) -> None:
   # Frequency-major: [1 + N_FFT // 2, n * FRAMES] complex64, the layout the filter bank's product reads.
   power = np.abs(scipy.fft.rfft(windowed.T, axis=0))
   power *= power
-  mel = _sparse_filterbank() @ power  # [N_MELS, n * FRAMES]
-  db = np.log10(np.maximum(AMIN, mel))
+  db = _sparse_filterbank() @ power  # [N_MELS, n * FRAMES], then in place to dB
+  np.maximum(db, AMIN, out=db)
+  np.log10(db, out=db)
   db *= 10.0
-  db -= 10.0 * math.log10(max(AMIN, REF))
+  if _REF_DB:
+    db -= _REF_DB
   db = db.reshape(N_MELS, n, FRAMES).transpose(1, 0, 2)
   np.maximum(db, db.max(axis=(1, 2), keepdims=True) - TOP_DB, out=out)
 
