@@ -127,6 +127,9 @@ flags.DEFINE_boolean('predict_only', False, 'With --predict: time only that, non
 flags.DEFINE_integer('predict_clips', 100, 'With --predict: synthetic 30 s clips to tag (written untimed).')
 flags.DEFINE_integer('predict_long_files', 8, 'With --predict: synthetic 3-minute songs to tag (written untimed).')
 flags.DEFINE_list('predict_pools', ['process', 'thread'], 'With --predict: the worker pools to time (A/B).')
+flags.DEFINE_string('predict_before', None, 'With --predict: a checkout of the code as it was before the library '
+                    'path (git worktree add DIR 9afff77~1), whose one-file path scripts/todays_path.py then times '
+                    'on the same clips in every round, in a child process with its own XLA flags.')
 flags.DEFINE_integer('predict_workers', 0, 'With --predict: decoding workers (0: the CPU count).')
 flags.DEFINE_integer('predict_batch_size', 0, 'With --predict: segments per forward pass (0: predict\'s default).')
 flags.DEFINE_boolean('stream', False, 'Time only training from a split streamed from disk beside the same split in '
@@ -663,9 +666,13 @@ def main(argv):
 def _predict(results: dict[str, Any], save: Callable[[dict[str, Any]], None]) -> None:
   """--predict: `predict_bench.measure` into results['predict'], printed and saved."""
   from gtzan_jax import predict_bench  # pylint: disable=g-import-not-at-top  (librosa, soundfile)
-  results['predict'] = predict_bench.measure(
-      FLAGS.config, clips=FLAGS.predict_clips, long_files=FLAGS.predict_long_files, rounds=FLAGS.rounds,
-      batch_size=FLAGS.predict_batch_size, workers=FLAGS.predict_workers, pools=tuple(FLAGS.predict_pools))
+  try:
+    results['predict'] = predict_bench.measure(
+        FLAGS.config, clips=FLAGS.predict_clips, long_files=FLAGS.predict_long_files, rounds=FLAGS.rounds,
+        batch_size=FLAGS.predict_batch_size, workers=FLAGS.predict_workers, pools=tuple(FLAGS.predict_pools),
+        before=FLAGS.predict_before)
+  except ValueError as e:
+    raise SystemExit(f'error: {e}') from None
   results['load_average_after_predict'] = os.getloadavg()
   print(predict_bench.markdown(results['predict']), flush=True)
   save(results)

@@ -19,6 +19,11 @@ WAV, as CD rips), then times, interleaved for `rounds` rounds (each keeps its be
                       or threads, started in it (milliseconds; they limit BLAS process-wide while
                       they run, so they are stopped between their timers)
 
+  before              with `before` (a checkout of the code before issue 18, `--predict_before`):
+                      its one-file path as it was, timed by scripts/todays_path.py run from that
+                      checkout on the same clips, in a child process with that code's own XLA
+                      flags (training's; XLA_FLAGS cleared); its model is its configs/default.py's
+
 The model is the config's with its initial weights: the speed of a trained one. With
 --predict_only the process has predict's XLA flags (`tagging.set_inference_flags`), which both
 paths then use; after the training benchmarks (--predict alone) it has training's. files/s
@@ -30,6 +35,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import subprocess
+import sys
 import tempfile
 import time
 from typing import Any, Callable
@@ -39,6 +47,7 @@ import numpy as np
 
 CLIP_SECONDS = 30
 LONG_SECONDS = 180
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _write_clips(folder: str, count: int) -> list[str]:
@@ -88,10 +97,34 @@ def _model(config: ml_collections.ConfigDict) -> Any:
   return evaluation.Trained(config, jax.device_put(state, jax.local_devices()[0]), 0, 0.0)
 
 
+def _before_timer(checkout: str, folder: str) -> Callable[[], tuple[int, int, float]]:
+  """Times the one-file path of `checkout` (module docstring, `before`) on the clips in `folder`."""
+  env = {k: v for k, v in os.environ.items() if k != 'XLA_FLAGS'}
+  script = os.path.join(REPO, 'scripts', 'todays_path.py')
+
+  def run() -> tuple[int, int, float]:
+    done = subprocess.run([sys.executable, script, folder, '--rounds=1'], cwd=checkout, env=env,
+                          capture_output=True, text=True, check=False)
+    found = re.search(r'round 1: .*, (\d+) files in ([\d.]+) s', done.stdout)
+    if done.returncode or not found:
+      raise RuntimeError(f'--predict_before: scripts/todays_path.py failed in {checkout}:\n{done.stderr[-3000:]}')
+    files, seconds = int(found.group(1)), float(found.group(2))
+    segments = int(re.search(r'(\d+) segments/s', done.stdout).group(1))
+    return files, round(segments * seconds), seconds
+  return run
+
+
+def _commit(checkout: str) -> str | None:
+  done = subprocess.run(['git', '-C', checkout, 'rev-parse', 'HEAD'], capture_output=True, text=True, check=False)
+  return done.stdout.strip() or None
+
+
 def measure(config: ml_collections.ConfigDict, *, clips: int = 100, long_files: int = 8, rounds: int = 2,
             batch_size: int = 0, workers: int = 0, pools: tuple[str, ...] = ('process', 'thread'),
-            log: Callable[[str], None] = print) -> dict[str, Any]:
+            before: str | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
   """Every measurement of the module docstring; returns them JSON-ready."""
+  if before and not os.path.isfile(os.path.join(before, 'gtzan_jax', 'predict.py')):
+    raise ValueError(f'--predict_before: {before} is not a checkout of this project (no gtzan_jax/predict.py).')
   import threadpoolctl  # pylint: disable=g-import-not-at-top
   from gtzan_jax import predict, tag_output, tag_report, tagging  # pylint: disable=g-import-not-at-top
   from tfds_gtzan import library  # pylint: disable=g-import-not-at-top
@@ -147,6 +180,9 @@ def measure(config: ml_collections.ConfigDict, *, clips: int = 100, long_files: 
     timers = {('clips', 'baseline'): baseline('clips', False),
               ('clips', 'baseline_one_blas'): baseline('clips', True),
               **{('clips', pool): library_run('clips', pool) for pool in pools}}
+    if before:
+      timers[('clips', 'before')] = _before_timer(before, folders['clips'])
+      results['before'] = {'checkout': os.path.abspath(before), 'commit': _commit(before)}
     if long_files:
       timers.update({('long', 'baseline'): baseline('long', False),
                      **{('long', pool): library_run('long', pool) for pool in pools}})
@@ -154,8 +190,8 @@ def measure(config: ml_collections.ConfigDict, *, clips: int = 100, long_files: 
     for round_ in range(rounds):
       for key, timer in timers.items():
         start = time.perf_counter()
-        files, segments = timer()
-        seconds = time.perf_counter() - start
+        files, segments, *own = timer()  # a child process's timer gives its own seconds
+        seconds = own[0] if own else time.perf_counter() - start
         rate = {'files_per_s': files / seconds, 'segments_per_s': segments / seconds, 'seconds': seconds}
         if key not in best or rate['files_per_s'] > best[key]['files_per_s']:
           best[key] = rate
@@ -166,7 +202,7 @@ def measure(config: ml_collections.ConfigDict, *, clips: int = 100, long_files: 
   default = predict.POOL if predict.POOL in pools else pools[0]
   for kind in ('clips', 'long'):
     section = {name: best[(kind, name)] | ({'startup_s': startup[name]} if name in startup else {})
-               for name in ('baseline', 'baseline_one_blas', *pools) if (kind, name) in best}
+               for name in ('baseline', 'baseline_one_blas', 'before', *pools) if (kind, name) in best}
     if not section:
       continue
     figures = {'files_per_s': section[default]['files_per_s'], 'segments_per_s': section[default]['segments_per_s'],
@@ -176,6 +212,9 @@ def measure(config: ml_collections.ConfigDict, *, clips: int = 100, long_files: 
     if kind == 'clips':
       results.update(figures)
       results['baseline_one_blas_files_per_s'] = section['baseline_one_blas']['files_per_s']
+      if 'before' in section:
+        results['before'].update(files_per_s=section['before']['files_per_s'],
+                                 speedup=section[default]['files_per_s'] / section['before']['files_per_s'])
     else:
       results['long'] = figures
   return results
@@ -194,7 +233,10 @@ def markdown(results: dict[str, Any]) -> str:
       rows.append([f'{count} x {length} s', name, f"{rate['files_per_s']:.2f}", f"{rate['segments_per_s']:.0f}",
                    f"{rate['files_per_s'] / section['runs']['baseline']['files_per_s']:.2f}x",
                    f"{rate['startup_s']:.1f}" if 'startup_s' in rate else '-'])
+  before = results.get('before')
+  note = (f"\n\n'before': the one-file path of {before['checkout']} (commit {before['commit']}); the library "
+          f"path ({results['default_pool']}s) is {before['speedup']:.2f}x it." if before and 'speedup' in before else '')
   return (f"Tagging ({results['workers']} workers, batch {results['batch_size']} on {results.get('model_devices')} "
           f"model device(s), best of {results['rounds']} "
           f"interleaved rounds; --pool=auto takes {results['default_pool']}s):\n\n"
-          + tables.markdown_table(['files', 'path', 'files/s', 'segments/s', 'vs today', 'start-up s'], rows))
+          + tables.markdown_table(['files', 'path', 'files/s', 'segments/s', 'vs today', 'start-up s'], rows) + note)

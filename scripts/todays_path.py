@@ -14,6 +14,8 @@ also times it from an old checkout, back to back on the same machine:
 FOLDER gets 100 synthetic 30 s clips (as the benchmark's) if it holds no .wav yet. The model is
 configs/default.py's with its initial weights; the process has the XLA flags importing gtzan_jax
 gives it (training's). Prints each round's files/s; the best is the figure.
+`gtzan_jax.benchmark --predict --predict_before=DIR` runs this script from checkout DIR in each
+of its rounds, on its own clips: the path before issue 18 in the same run as the library path.
 """
 
 from __future__ import annotations
@@ -56,9 +58,10 @@ def main() -> None:
         f'{len(paths)} files', flush=True)
   for round_ in range(args.rounds):
     start = time.perf_counter()
-    for path in paths:
-      predict.predict_file(trained, path)
-    print(f'round {round_ + 1}: {len(paths) / (time.perf_counter() - start):.2f} files/s', flush=True)
+    segments = sum(len(predict.predict_file(trained, path).segment_probabilities) for path in paths)
+    seconds = time.perf_counter() - start
+    print(f'round {round_ + 1}: {len(paths) / seconds:.2f} files/s, {segments / seconds:.0f} segments/s, '
+          f'{len(paths)} files in {seconds:.3f} s', flush=True)
 
 
 if __name__ == '__main__':

@@ -68,6 +68,36 @@ def test_benchmark_runs_end_to_end_without_dataset_libraries(tmp_path):
   assert any(p['name'].startswith('convolution') for p in profile), [p['name'] for p in profile]
 
 
+@pytest.mark.slow
+def test_predict_benchmark_times_the_library_path_beside_the_one_file_paths(tmp_path):
+  """--predict --predict_only on a few clips and one song; --predict_before with this checkout as the 'before' one."""
+  out = tmp_path / 'predict.json'
+  subprocess.run([sys.executable, '-m', 'gtzan_jax.benchmark', '--config=configs/default.py', '--predict',
+                  '--predict_only', '--predict_clips=3', '--predict_long_files=1', '--rounds=1',
+                  '--predict_pools=thread,process', f'--predict_before={REPO}', f'--out={out}'],
+                 cwd=REPO, check=True, timeout=600, env={k: v for k, v in os.environ.items() if k != 'XLA_FLAGS'})
+  results = json.loads(out.read_text())
+  predict = results['predict']
+  assert 'individual_convolution' in results['xla_flags']  # predict's own flags
+  assert set(predict['runs']) == {'baseline', 'baseline_one_blas', 'before', 'thread', 'process'}
+  assert predict['files_per_s'] == predict['runs']['thread']['files_per_s'] > 0  # the default pool's
+  assert predict['baseline_files_per_s'] == predict['runs']['baseline']['files_per_s'] > 0
+  for name, run in predict['runs'].items():  # 14 segments a 30 s clip, whichever path
+    assert abs(run['segments_per_s'] / run['files_per_s'] - 14) < 0.1, (name, run)
+  before = predict['before']
+  assert before['checkout'] == REPO and before['files_per_s'] == predict['runs']['before']['files_per_s'] > 0
+  assert before['speedup'] == pytest.approx(predict['files_per_s'] / before['files_per_s'])
+  assert set(predict['long']['runs']) == {'baseline', 'thread', 'process'}
+
+
+def test_predict_benchmark_names_a_before_folder_that_is_no_checkout(tmp_path):
+  run = subprocess.run([sys.executable, '-m', 'gtzan_jax.benchmark', '--config=configs/default.py', '--predict',
+                        '--predict_only', '--predict_clips=1', '--predict_long_files=0', '--rounds=1',
+                        f'--predict_before={tmp_path}'], cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert run.returncode == 1
+  assert f'error: --predict_before: {tmp_path} is not a checkout' in run.stderr.strip().splitlines()[-1]
+
+
 def test_defaults_time_what_the_trainer_does_on_the_platform(monkeypatch, capsys):
   """On CPU: no device-resident epoch, no jax_mel, the config's batch size; on an accelerator both on."""
   from configs import default
