@@ -20,7 +20,7 @@ only with a measured A/B against the op it replaces, cited in its docstring
   channels runs on pairs of columns (`_paired_columns`; with the inference flags
   1.23-1.36x the small VGG's forward pass), and under the inference flags one on
   up to 16 channels gets zero output channels up to 17, so that YNNPACK takes it
-  (`_widened_outputs`; another 1.12-1.13x).
+  (`_widened_outputs`; another 1.12-1.14x).
 - `global_max_pool` replaces `jnp.max` over space (the CNN's `global_pool='max'`)
   for correctness, not speed: its gradient always reaches one argmax
   (tests/test_models.py).
@@ -234,7 +234,7 @@ def _widened_outputs(padding, precision, x, kernel):
   whose input and output both have <= 16 channels to Eigen (as too small for YNNPACK's
   overhead); with zero output channels up to 17 YNNPACK takes it, and at batch 1 it is faster
   than Eigen despite the extra products (BENCHMARKS.md, "Tagging: a row's convolutions": the
-  small VGG's 8 -> 16 and 16 -> 16 convolutions, 1.12-1.13x its forward pass). Only where
+  small VGG's 8 -> 16 and 16 -> 16 convolutions, 1.12-1.14x its forward pass). Only where
   `xla_cpu_flags.ynn_takes_convolutions()`: Eigen gains nothing from the extra channels.
   """
   out = kernel.shape[3]
