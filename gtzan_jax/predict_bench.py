@@ -105,12 +105,10 @@ def _before_timer(checkout: str, folder: str) -> Callable[[], tuple[int, int, fl
   def run() -> tuple[int, int, float]:
     done = subprocess.run([sys.executable, script, folder, '--rounds=1'], cwd=checkout, env=env,
                           capture_output=True, text=True, check=False)
-    found = re.search(r'round 1: .*, (\d+) files in ([\d.]+) s', done.stdout)
+    found = re.search(r'round 1: .*\((\d+) files, (\d+) segments in ([\d.]+) s\)', done.stdout)
     if done.returncode or not found:
       raise RuntimeError(f'--predict_before: scripts/todays_path.py failed in {checkout}:\n{done.stderr[-3000:]}')
-    files, seconds = int(found.group(1)), float(found.group(2))
-    segments = int(re.search(r'(\d+) segments/s', done.stdout).group(1))
-    return files, round(segments * seconds), seconds
+    return int(found.group(1)), int(found.group(2)), float(found.group(3))
   return run
 
 

@@ -60,8 +60,8 @@ def main() -> None:
     start = time.perf_counter()
     segments = sum(len(predict.predict_file(trained, path).segment_probabilities) for path in paths)
     seconds = time.perf_counter() - start
-    print(f'round {round_ + 1}: {len(paths) / seconds:.2f} files/s, {segments / seconds:.0f} segments/s, '
-          f'{len(paths)} files in {seconds:.3f} s', flush=True)
+    print(f'round {round_ + 1}: {len(paths) / seconds:.2f} files/s ({len(paths)} files, {segments} segments '
+          f'in {seconds:.3f} s)', flush=True)
 
 
 if __name__ == '__main__':

@@ -21,9 +21,9 @@ that product is sparse (the filter bank has 504 non-zeros of 128 x 257) and the
 power is taken frequency-major: 4.3 -> 3.4 ms on the 2-core Xeon (tagging's
 workers spend most of their time here); and segments are computed four at a time
 (`CHUNK_SEGMENTS`), so that their intermediates stay in a core's cache (1.45x, the
-same values). It agrees with librosa within 0.01 dB (tests/test_audio.py; 0.0015 dB seen on a pure tone 55 dB
-below its peak), below the float16 step of the stored dataset (1/32 dB between
-32 and 64 dB in magnitude, where most values lie).
+same values). It agrees with librosa within 0.01 dB (tests/test_audio.py; 0.0015
+dB seen on a pure tone 55 dB below its peak), below the float16 step of the stored
+dataset (1/32 dB between 32 and 64 dB in magnitude, where most values lie).
 
 The module needs only numpy and scipy, so `tfds_gtzan.jax_mel` (the same
 features in jax.numpy, for accelerators) shares its filter bank without librosa.
@@ -47,6 +47,8 @@ FRAMES = 1 + SEGMENT_SAMPLES // HOP_LENGTH  # 173 centred STFT frames.
 TOP_DB = 80.0
 REF = 1.0
 AMIN = 1e-10
+_REF_DB = 10.0 * math.log10(max(AMIN, REF))  # subtracted from every dB value: 0 for REF 1.0
+CHUNK_SEGMENTS = 4  # segments computed together, so that their intermediates stay in a core's cache
 
 # Slaney's mel scale (librosa's default, htk=False): linear below 1 kHz, logarithmic above.
 _F_SP = 200.0 / 3
@@ -104,10 +106,6 @@ def log_mel(segments: np.ndarray) -> np.ndarray:
   for start in range(0, len(segments), CHUNK_SEGMENTS):
     _log_mel_into(segments[start:start + CHUNK_SEGMENTS], out[start:start + CHUNK_SEGMENTS])
   return out
-
-
-CHUNK_SEGMENTS = 4  # segments computed together: their intermediates stay in a core's cache
-_REF_DB = 10.0 * math.log10(max(AMIN, REF))  # 0 for REF 1.0
 
 
 def _log_mel_into(segments: np.ndarray, out: np.ndarray) -> None:
