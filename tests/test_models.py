@@ -185,12 +185,16 @@ def test_one_channel_conv_is_a_stencil_on_cpu_and_other_convs_stay_convolutions(
 
 
 @contextlib.contextmanager
-def _inference_flags():
-  """XLA_FLAGS as predict sets them, for the kernels chosen while tracing (XLA itself read its flags at start)."""
+def _ynn_flag(inference: bool):
+  """XLA_FLAGS with predict's YNNPACK flag (or training's) last, for the kernels chosen while tracing.
+
+  XLA itself read its flags when the suite started; only xla_cpu_kernels' choice changes.
+  """
   before = os.environ.get('XLA_FLAGS')
-  os.environ['XLA_FLAGS'] = f'{before or ""} {xla_cpu_flags.INFERENCE_XLA_FLAG}'.strip()
+  flag = xla_cpu_flags.INFERENCE_XLA_FLAG if inference else xla_cpu_flags.CPU_XLA_FLAGS[0]
+  os.environ['XLA_FLAGS'] = f'{before or ""} {flag}'.strip()
   try:
-    assert xla_cpu_flags.ynn_takes_convolutions()
+    assert xla_cpu_flags.ynn_takes_convolutions() == inference
     yield
   finally:
     if before is None:
@@ -204,7 +208,7 @@ def test_a_rows_few_channel_conv_pairs_columns_or_widens_outputs_with_lax_values
   for h, w, c, out in [(6, 9, 8, 8), (4, 7, 2, 3), (3, 1, 8, 4), (2, 2, 5, 8)]:  # pairs of columns
     x = jax.random.normal(jax.random.PRNGKey(0), (1, h, w, c))
     _assert_conv_matches_lax(x, out, (3, 3), f'pairs {(h, w, c, out)}')
-  with _inference_flags():  # outputs widened to 17 channels (the pairs above stay pairs)
+  with _ynn_flag(inference=True):  # outputs widened to 17 channels (the pairs above stay pairs)
     for h, w, c, out in [(5, 8, 8, 16), (6, 9, 16, 16), (3, 4, 12, 5), (7, 5, 16, 1)]:
       x = jax.random.normal(jax.random.PRNGKey(0), (1, h, w, c))
       _assert_conv_matches_lax(x, out, (3, 3), f'widened {(h, w, c, out)}')
@@ -221,13 +225,13 @@ def test_only_a_single_rows_few_channel_conv_on_cpu_pairs_columns_or_widens_outp
       text = jax.export.export(jax.jit(conv.apply), platforms=[platform])(variables, x).mlir_module()
     return re.findall(r'stablehlo.convolution.*?tensor<[^>]*>, tensor<(\w+)>', text)
 
-  assert not xla_cpu_flags.ynn_takes_convolutions()  # the suite runs with training's flags
-  assert kernels(1, 8, 8) == ['3x1x32x16xf32']  # the pair and its two neighbours' columns, 3x1
-  assert kernels(1, 8, 16) == ['3x3x8x16xf32']  # more outputs: XLA's own (Eigen)
-  assert kernels(1, 16, 16) == ['3x3x16x16xf32']
-  assert kernels(2, 8, 8) == ['3x3x8x8xf32']  # a batch: XLA's own
-  assert kernels(1, 8, 8, 'cuda') == ['3x3x8x8xf32']  # on a GPU: cuDNN's
-  with _inference_flags():
+  with _ynn_flag(inference=False):  # training's flags: Eigen's convolutions
+    assert kernels(1, 8, 8) == ['3x1x32x16xf32']  # the pair and its two neighbours' columns, 3x1
+    assert kernels(1, 8, 16) == ['3x3x8x16xf32']  # more outputs: XLA's own (Eigen)
+    assert kernels(1, 16, 16) == ['3x3x16x16xf32']
+    assert kernels(2, 8, 8) == ['3x3x8x8xf32']  # a batch: XLA's own
+    assert kernels(1, 8, 8, 'cuda') == ['3x3x8x8xf32']  # on a GPU: cuDNN's
+  with _ynn_flag(inference=True):
     assert kernels(1, 8, 8, width=15) == ['3x1x32x16xf32']
     assert kernels(1, 8, 16, width=15) == ['3x3x8x17xf32']  # widened, for YNNPACK
     assert kernels(1, 16, 16, width=15) == ['3x3x16x17xf32']
