@@ -16,10 +16,10 @@ Design:
   rows one at a time inside it (a loop over the valid rows, so padding costs nothing), and each
   batch is shared out over one XLA CPU device per core in one program (a row alone leaves XLA's
   threads idle in its small operations; two devices at once match batches of 16 on 2 cores).
-  A row's convolutions on few channels run on pairs of columns or with outputs widened to 17
-  channels (`xla_cpu_kernels`), and predict's process sets XLA:CPU's inference flags
-  (`set_inference_flags`): together 1.46-1.53x the forward pass's segments/s
-  (scripts/row_forward_ab.py, BENCHMARKS.md).
+  A row's convolutions on few channels run on strided groups of columns that YNNPACK takes
+  (`xla_cpu_kernels`), with the XLA:CPU inference flags that predict's process sets
+  (`set_inference_flags`): together 1.62-1.66x the forward pass's segments/s with training's
+  flags and XLA's own kernels (scripts/row_forward_ab.py, BENCHMARKS.md).
   A segment's log-probabilities are then independent of the other rows of its batch, of its
   place in it and of the device: a file gets the same bits whichever files share its batches,
   so an interrupted and resumed run writes the same output as an uninterrupted one. (Computed

@@ -16,11 +16,12 @@ only with a measured A/B against the op it replaces, cited in its docstring
 - The same `conv_general_dilated` speeds up a single row's convolutions on few
   channels: tagging computes one row at a time (`tagging.Forward`), and at batch 1
   XLA:CPU's convolutions are slowest there (BENCHMARKS.md, "Tagging: a row's
-  convolutions"; scripts/row_forward_ab.py). A 3x3 on up to 8 input and output
-  channels runs on pairs of columns (`_paired_columns`; with the inference flags
-  1.23-1.36x the small VGG's forward pass), and under the inference flags one on
-  up to 16 channels gets zero output channels up to 17, so that YNNPACK takes it
-  (`_widened_outputs`; another 1.12-1.14x).
+  convolutions"; scripts/row_forward_ab.py). Under the inference flags, a convolution
+  whose input and output both have <= 16 channels runs on strided groups of columns
+  (`_strided_columns`), so that YNNPACK takes it: the small VGG's forward pass 1.07-1.14x
+  the kernels before (BENCHMARKS.md, "Tagging: strided columns"). Under training's flags
+  a 3x3 on up to 8 input and output channels runs on pairs of columns (`_paired_columns`,
+  1.23-1.36x with Eigen's convolutions).
 - `global_max_pool` replaces `jnp.max` over space (the CNN's `global_pool='max'`)
   for correctness, not speed: its gradient always reaches one argmax
   (tests/test_models.py).
@@ -117,7 +118,7 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
   the input, which XLA fuses into one loop. Eigen's convolution with one input
   channel took 11.6 ms for a 3x3x1x8 kernel at batch 32, the stencil 1.2 ms. The
   gradients are the convolution's own. A single row's convolutions on few channels
-  go to `_paired_columns` or `_widened_outputs` on CPU (see the module's docstring).
+  go to `_strided_columns` or `_paired_columns` on CPU (see the module's docstring).
   Every other convolution, and every platform but CPU, goes to
   `lax.conv_general_dilated` unchanged.
 
@@ -140,11 +141,12 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
     if rhs.shape[2] == 1:
       return _cpu_conv(_stencil, lhs, rhs, pads, precision)
     row = lhs.shape[0] == 1
+    few = max(rhs.shape[2:]) < YNN_MIN_CHANNELS
+    if STRIDED_COLUMNS and row and few and xla_cpu_flags.ynn_takes_convolutions():
+      return _cpu_conv(_strided_columns, lhs, rhs, pads, precision)
     if (PAIR_COLUMNS and row and max(rhs.shape[2:]) <= PAIR_MAX_CHANNELS and rhs.shape[:2] == (3, 3)
         and pads == ((1, 1), (1, 1))):
       return _cpu_conv(_paired_columns, lhs, rhs, pads, precision)
-    if WIDEN_OUTPUTS and row and max(rhs.shape[2:]) < YNN_MIN_CHANNELS and xla_cpu_flags.ynn_takes_convolutions():
-      return _cpu_conv(_widened_outputs, lhs, rhs, pads, precision)
   return jax.lax.conv_general_dilated(
       lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers,
       feature_group_count, precision=precision)
@@ -186,10 +188,10 @@ def _cpu_conv_bwd(cpu_fn, padding, precision, residuals, g):
 _cpu_conv.defvjp(_cpu_conv_fwd, _cpu_conv_bwd)
 
 
-PAIR_COLUMNS = True  # False: a row's few-channel convolutions stay XLA's (scripts/row_forward_ab.py's A/B)
-PAIR_MAX_CHANNELS = 8  # input and output channels up to which a row's 3x3 convolution pairs its columns
-WIDEN_OUTPUTS = True  # False: a row's convolution on <= 16 channels stays Eigen's (scripts/row_forward_ab.py)
+STRIDED_COLUMNS = True  # False: a row's convolution on <= 16 channels stays Eigen's (scripts/row_forward_ab.py)
 YNN_MIN_CHANNELS = 17  # this jaxlib's YNNPACK takes a convolution only with this many input or output channels
+PAIR_COLUMNS = True  # False: under training's flags a row's few-channel convolutions stay XLA's (the same A/B)
+PAIR_MAX_CHANNELS = 8  # input and output channels up to which a row's 3x3 convolution pairs its columns
 
 
 def _paired_columns(padding, precision, x, kernel):
@@ -198,11 +200,11 @@ def _paired_columns(padding, precision, x, kernel):
   Pair b holds columns 2b and 2b + 1 side by side in its 2C channels (a reshape), and its
   outputs are columns 2b and 2b + 1 of the result. The last column of pair b - 1 and the
   first of pair b + 1 are copied beside the pair (4C channels), and a 3x1 convolution maps
-  them to 2 C_out channels (a quarter of its products on zeros). At batch 1 XLA:CPU runs
-  that convolution much faster than the 3x3 one on C <= 8 channels (BENCHMARKS.md,
-  "Tagging: a row's convolutions"), and YNNPACK takes it where the inference flags let it
-  (`xla_cpu_flags.INFERENCE_XLA_FLAG`). The copies are one more pass over the input, into
-  which XLA fuses the producer three times.
+  them to 2 C_out channels (a quarter of its products on zeros). At batch 1 Eigen (training's
+  flags) runs that convolution much faster than the 3x3 one on C <= 8 channels (BENCHMARKS.md,
+  "Tagging: a row's convolutions"); under the inference flags `_strided_columns` is faster
+  still, and takes its place. The copies are one more pass over the input, into which XLA
+  fuses the producer three times.
   An odd width gets a zero column, which is the 'SAME' padding; its output is dropped.
   """
   del padding  # ((1, 1), (1, 1)): 'SAME'
@@ -227,16 +229,29 @@ def _paired_columns(padding, precision, x, kernel):
   return y.reshape(1, h, wide, out)[:, :, :w]
 
 
-def _widened_outputs(padding, precision, x, kernel):
-  """A [1, H, W, C] convolution on <= 16 channels, computed with YNN_MIN_CHANNELS outputs (the extra ones dropped).
+def _strided_columns(padding, precision, x, kernel):
+  """A [1, H, W, C] stride-1 convolution on <= 16 channels, computed s output columns at a time.
 
+  s = ceil(YNN_MIN_CHANNELS / C_out): 3 for 8 outputs, 2 for 16. A convolution of window
+  kw + s - 1 and stride s along the width maps each step's input columns to the s output
+  columns it covers side by side in s C_out channels (kernel copy d shifted d columns right;
+  (s - 1) / (kw + s - 1) of its products on zeros), and a reshape puts them back in order.
   Under the inference flags YNNPACK takes XLA:CPU's convolutions, but this jaxlib leaves one
-  whose input and output both have <= 16 channels to Eigen (as too small for YNNPACK's
-  overhead); with zero output channels up to 17 YNNPACK takes it, and at batch 1 it is faster
-  than Eigen despite the extra products (BENCHMARKS.md, "Tagging: a row's convolutions": the
-  small VGG's 8 -> 16 and 16 -> 16 convolutions, 1.12-1.14x its forward pass). Only where
-  `xla_cpu_flags.ynn_takes_convolutions()`: Eigen gains nothing from the extra channels.
+  whose input and output both have <= 16 channels to Eigen; with s C_out >= 17 outputs
+  YNNPACK takes it, and at batch 1 the small VGG's forward pass was 1.07-1.14x what zero
+  output channels up to 17 gave (`_widened_outputs`, removed) with pairs of columns for its
+  8 -> 8 convolution (BENCHMARKS.md, "Tagging: strided columns"; scripts/row_forward_ab.py).
+  Only where `xla_cpu_flags.ynn_takes_convolutions()`: Eigen runs the strided form slower.
+  Zero columns past the end, when s does not divide the width, are the padding; their
+  outputs are dropped.
   """
-  out = kernel.shape[3]
-  wide = jnp.pad(kernel, ((0, 0), (0, 0), (0, 0), (0, YNN_MIN_CHANNELS - out)))
-  return _lax_conv(padding, precision, x, wide)[..., :out]
+  _, h, w, _ = x.shape
+  kh, kw, _, out = kernel.shape
+  s = -(-YNN_MIN_CHANNELS // out)
+  (top, bottom), (left, right) = padding
+  h_out, w_out = h + top + bottom - kh + 1, w + left + right - kw + 1
+  steps = -(-w_out // s)
+  taps = jnp.concatenate([jnp.pad(kernel, ((0, 0), (d, s - 1 - d), (0, 0), (0, 0))) for d in range(s)], axis=-1)
+  y = jax.lax.conv_general_dilated(x, taps, (1, s), ((top, bottom), (left, right + steps * s - w_out)),
+                                   precision=precision, dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+  return y.reshape(1, h_out, steps * s, out)[:, :, :w_out]

@@ -11,8 +11,8 @@ XLA CPU device per core, as predict runs them):
             predict sets (xla_cpu_flags.INFERENCE_XLA_FLAG: YNNPACK takes convolutions too);
             XLA reads them once per process, so each flag set runs in a child process
   kernels   xla_cpu_kernels' single-row kernels off ('stock'), the paired columns only
-            ('paired'), or as predict runs them ('widened': the paired columns, and outputs
-            widened to 17 channels for YNNPACK, which only the inference flags use); each
+            ('paired'), or as predict runs them ('strided': under the inference flags the
+            strided columns that YNNPACK takes, under training's the paired columns); each
             compiled apart, timed interleaved in one process
 
 Prints segments/s and core-milliseconds a segment, best of --rounds, and the largest
@@ -30,7 +30,7 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BATCH = 64
-KERNELS = ('stock', 'paired', 'widened')
+KERNELS = ('stock', 'paired', 'strided')
 
 
 def child(config_path: str, rounds: int) -> dict[str, dict[str, float]]:
@@ -55,13 +55,13 @@ def child(config_path: str, rounds: int) -> dict[str, dict[str, float]]:
 
   trained = Trained()
   mel = np.random.default_rng(0).normal(-40, 10, (BATCH, 128, 173)).astype(np.float16)
-  settings = {'stock': (False, False), 'paired': (True, False), 'widened': (True, True)}
+  settings = {'stock': (False, False), 'paired': (True, False), 'strided': (True, True)}
   forwards, outputs = {}, {}
   for name in KERNELS:  # the kernels are chosen when the function is traced: on its first call
-    xla_cpu_kernels.PAIR_COLUMNS, xla_cpu_kernels.WIDEN_OUTPUTS = settings[name]
+    xla_cpu_kernels.PAIR_COLUMNS, xla_cpu_kernels.STRIDED_COLUMNS = settings[name]
     forwards[name] = tagging.Forward(trained, BATCH, per_row=True)
     outputs[name] = forwards[name](mel)
-  xla_cpu_kernels.PAIR_COLUMNS, xla_cpu_kernels.WIDEN_OUTPUTS = settings['widened']
+  xla_cpu_kernels.PAIR_COLUMNS, xla_cpu_kernels.STRIDED_COLUMNS = settings['strided']
   best = {name: float('inf') for name in KERNELS}
   for _ in range(rounds):
     for name, forward in forwards.items():

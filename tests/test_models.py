@@ -203,18 +203,21 @@ def _ynn_flag(inference: bool):
       os.environ['XLA_FLAGS'] = before
 
 
-def test_a_rows_few_channel_conv_pairs_columns_or_widens_outputs_with_lax_values_and_gradients():
+def test_a_rows_few_channel_conv_pairs_or_strides_columns_with_lax_values_and_gradients():
   """One row's convolution on few channels (tagging's per-row forward), odd and even widths."""
-  for h, w, c, out in [(6, 9, 8, 8), (4, 7, 2, 3), (3, 1, 8, 4), (2, 2, 5, 8)]:  # pairs of columns
-    x = jax.random.normal(jax.random.PRNGKey(0), (1, h, w, c))
-    _assert_conv_matches_lax(x, out, (3, 3), f'pairs {(h, w, c, out)}')
-  with _ynn_flag(inference=True):  # outputs widened to 17 channels (the pairs above stay pairs)
-    for h, w, c, out in [(5, 8, 8, 16), (6, 9, 16, 16), (3, 4, 12, 5), (7, 5, 16, 1)]:
+  with _ynn_flag(inference=False):  # pairs of columns
+    for h, w, c, out in [(6, 9, 8, 8), (4, 7, 2, 3), (3, 1, 8, 4), (2, 2, 5, 8)]:
       x = jax.random.normal(jax.random.PRNGKey(0), (1, h, w, c))
-      _assert_conv_matches_lax(x, out, (3, 3), f'widened {(h, w, c, out)}')
+      _assert_conv_matches_lax(x, out, (3, 3), f'pairs {(h, w, c, out)}')
+  with _ynn_flag(inference=True):  # strided columns, s output columns a step (width not a multiple of s too)
+    for h, w, c, out, kernel_size in [(6, 9, 8, 8, (3, 3)), (5, 8, 8, 16, (3, 3)), (6, 9, 16, 16, (3, 3)),
+                                      (3, 4, 12, 5, (3, 3)), (7, 5, 16, 1, (3, 3)), (3, 1, 8, 4, (3, 3)),
+                                      (5, 11, 4, 6, (2, 5)), (4, 7, 2, 3, (4, 4))]:
+      x = jax.random.normal(jax.random.PRNGKey(0), (1, h, w, c))
+      _assert_conv_matches_lax(x, out, kernel_size, f'strided {(h, w, c, out, kernel_size)}')
 
 
-def test_only_a_single_rows_few_channel_conv_on_cpu_pairs_columns_or_widens_outputs():
+def test_only_a_single_rows_few_channel_conv_on_cpu_pairs_or_strides_columns():
   def kernels(batch, in_channels, out, platform='cpu', width=17):
     x = jnp.zeros((batch, 12, width, in_channels))  # each width traced apart: the flags are read while tracing
     conv = nn.Conv(out, (3, 3), conv_general_dilated=xla_cpu_kernels.conv_general_dilated)
@@ -231,10 +234,10 @@ def test_only_a_single_rows_few_channel_conv_on_cpu_pairs_columns_or_widens_outp
     assert kernels(1, 16, 16) == ['3x3x16x16xf32']
     assert kernels(2, 8, 8) == ['3x3x8x8xf32']  # a batch: XLA's own
     assert kernels(1, 8, 8, 'cuda') == ['3x3x8x8xf32']  # on a GPU: cuDNN's
-  with _ynn_flag(inference=True):
-    assert kernels(1, 8, 8, width=15) == ['3x1x32x16xf32']
-    assert kernels(1, 8, 16, width=15) == ['3x3x8x17xf32']  # widened, for YNNPACK
-    assert kernels(1, 16, 16, width=15) == ['3x3x16x17xf32']
+  with _ynn_flag(inference=True):  # strided columns, s C_out >= 17 outputs for YNNPACK
+    assert kernels(1, 8, 8, width=15) == ['3x5x8x24xf32']  # 3 columns a step
+    assert kernels(1, 8, 16, width=15) == ['3x4x8x32xf32']  # 2 columns a step
+    assert kernels(1, 16, 16, width=15) == ['3x4x16x32xf32']
     assert kernels(1, 16, 32, width=15) == ['3x3x16x32xf32']  # YNNPACK takes it as it is
     assert kernels(2, 16, 16, width=15) == ['3x3x16x16xf32']  # a batch: XLA's own
     assert kernels(1, 16, 16, 'cuda', width=15) == ['3x3x16x16xf32']
