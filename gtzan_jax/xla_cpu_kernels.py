@@ -18,7 +18,7 @@ only with a measured A/B against the op it replaces, cited in its docstring
   XLA:CPU's convolutions are slowest there (BENCHMARKS.md, "Tagging: a row's
   convolutions"; scripts/row_forward_ab.py). Under the inference flags, a convolution
   whose input and output both have <= 16 channels runs on strided groups of columns
-  (`_strided_columns`), so that YNNPACK takes it: the small VGG's forward pass 1.07-1.14x
+  (`_strided_columns`), so that YNNPACK takes it: the small VGG's forward pass 1.05-1.08x
   the kernels before (BENCHMARKS.md, "Tagging: strided columns"). Under training's flags
   a 3x3 on up to 8 input and output channels runs on pairs of columns (`_paired_columns`,
   1.23-1.36x with Eigen's convolutions).
@@ -238,9 +238,10 @@ def _strided_columns(padding, precision, x, kernel):
   (s - 1) / (kw + s - 1) of its products on zeros), and a reshape puts them back in order.
   Under the inference flags YNNPACK takes XLA:CPU's convolutions, but this jaxlib leaves one
   whose input and output both have <= 16 channels to Eigen; with s C_out >= 17 outputs
-  YNNPACK takes it, and at batch 1 the small VGG's forward pass was 1.07-1.14x what zero
+  YNNPACK takes it, and at batch 1 the small VGG's forward pass was 1.05-1.08x what zero
   output channels up to 17 gave (`_widened_outputs`, removed) with pairs of columns for its
-  8 -> 8 convolution (BENCHMARKS.md, "Tagging: strided columns"; scripts/row_forward_ab.py).
+  8 -> 8 convolution (scripts/row_forward_ab.py in alternating processes, 1200 -> 1294 and
+  1202 -> 1257 segments/s on the 2-core Xeon; BENCHMARKS.md, "Tagging: strided columns").
   Only where `xla_cpu_flags.ynn_takes_convolutions()`: Eigen runs the strided form slower.
   Zero columns past the end, when s does not divide the width, are the padding; their
   outputs are dropped.
