@@ -140,11 +140,10 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
     pads = tuple(tuple(p) for p in pads)
     if rhs.shape[2] == 1:
       return _cpu_conv(_stencil, lhs, rhs, pads, precision)
-    row = lhs.shape[0] == 1
-    few = max(rhs.shape[2:]) < YNN_MIN_CHANNELS
-    if STRIDED_COLUMNS and row and few and xla_cpu_flags.ynn_takes_convolutions():
+    row, channels = lhs.shape[0] == 1, max(rhs.shape[2:])
+    if STRIDED_COLUMNS and row and channels < YNN_MIN_CHANNELS and xla_cpu_flags.ynn_takes_convolutions():
       return _cpu_conv(_strided_columns, lhs, rhs, pads, precision)
-    if (PAIR_COLUMNS and row and max(rhs.shape[2:]) <= PAIR_MAX_CHANNELS and rhs.shape[:2] == (3, 3)
+    if (PAIR_COLUMNS and row and channels <= PAIR_MAX_CHANNELS and rhs.shape[:2] == (3, 3)
         and pads == ((1, 1), (1, 1))):
       return _cpu_conv(_paired_columns, lhs, rhs, pads, precision)
   return jax.lax.conv_general_dilated(
