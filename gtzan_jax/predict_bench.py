@@ -87,9 +87,12 @@ def _warm(paths: list[str]) -> None:
         pass
 
 
-def _model(config: ml_collections.ConfigDict) -> Any:
+def initial_model(config: ml_collections.ConfigDict) -> Any:
   """The config's model with its initial weights, as `benchmark.create_state` makes it (not imported:
-  under `python -m gtzan_jax.benchmark` that module is __main__, and importing it again redefines its flags)."""
+  under `python -m gtzan_jax.benchmark` that module is __main__, and importing it again redefines its flags).
+
+  What the tagging timers run (here, scripts/row_forward_ab.py, scripts/tagging_bound.py): the speed
+  of a trained model."""
   import jax  # pylint: disable=g-import-not-at-top
   from gtzan_jax import evaluation, models, train  # pylint: disable=g-import-not-at-top
   state = train.create_train_state(jax.random.PRNGKey(config.seed), config, models.create_model(config),
@@ -126,7 +129,7 @@ def measure(config: ml_collections.ConfigDict, *, clips: int = 100, long_files: 
   import threadpoolctl  # pylint: disable=g-import-not-at-top
   from gtzan_jax import predict, tag_output, tag_report, tagging  # pylint: disable=g-import-not-at-top
   from tfds_gtzan import library  # pylint: disable=g-import-not-at-top
-  trained = _model(config)
+  trained = initial_model(config)
   workers = workers or os.cpu_count() or 1
   results: dict[str, Any] = {'clips': clips, 'clip_seconds': CLIP_SECONDS, 'long_files': long_files,
                              'long_seconds': LONG_SECONDS, 'rounds': rounds, 'workers': workers,

@@ -38,22 +38,15 @@ def child(config_path: str, rounds: int) -> dict[str, dict[str, float]]:
   sys.path.insert(0, REPO)
   import importlib.util  # pylint: disable=g-import-not-at-top
   import gtzan_jax  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import  (XLA flags first)
-  import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
-  from gtzan_jax import models, tagging, train, xla_cpu_kernels  # pylint: disable=g-import-not-at-top
+  from gtzan_jax import predict_bench, tagging, xla_cpu_kernels  # pylint: disable=g-import-not-at-top
 
   spec = importlib.util.spec_from_file_location('config', config_path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   config = module.get_config()
 
-  class Trained:
-    def __init__(self):
-      self.config, self.class_names = config, [str(i) for i in range(models.NUM_CLASSES)]
-      self.state = train.create_train_state(jax.random.PRNGKey(0), config, models.create_model(config),
-                                            models.NUM_CLASSES, pretrained=False)
-
-  trained = Trained()
+  trained = predict_bench.initial_model(config)
   mel = np.random.default_rng(0).normal(-40, 10, (BATCH, 128, 173)).astype(np.float16)
   settings = {'stock': (False, False), 'paired': (True, False), 'strided': (True, True)}
   forwards, outputs = {}, {}

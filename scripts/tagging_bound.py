@@ -29,18 +29,11 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 import threadpoolctl  # noqa: E402
 
-from gtzan_jax import models, tag_workers, train  # noqa: E402
+from gtzan_jax import predict_bench, tag_workers  # noqa: E402
 from tfds_gtzan import feature_sets  # noqa: E402
 
 BATCH = 64
 SEGMENTS_PER_CLIP = 14
-
-
-class _Trained:
-  def __init__(self, config):
-    self.config, self.class_names = config, [str(i) for i in range(10)]
-    model = models.create_model(config, class_names=self.class_names)
-    self.state = train.create_train_state(jax.random.PRNGKey(0), config, model, 10)
 
 
 def _best(fn, rounds: int = 3) -> float:
@@ -60,7 +53,7 @@ def main() -> None:
   spec = importlib.util.spec_from_file_location('config', args.config)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
-  trained = _Trained(module.get_config())
+  trained = predict_bench.initial_model(module.get_config())
   mel = np.random.default_rng(0).normal(-40, 10, (BATCH, 128, 173)).astype(np.float16)
   cores = os.cpu_count() or 1
   devices = jax.local_devices()
